@@ -1,0 +1,1 @@
+"""scanio package (being written)."""
