@@ -1,0 +1,1 @@
+"""Test suite; `tests.<pkg>.<helper>` modules are importable (pytest pythonpath = ".")."""
