@@ -1,0 +1,328 @@
+"""Cohort manifests: which scans to segment, with which objects and prompts.
+
+One row per (scan, object), as CSV with a header or as JSON lines, same field names:
+
+| field | required | meaning |
+| --- | --- | --- |
+| `scan` | yes | path of the scan (NIfTI/NRRD/MHA file or DICOM series folder); relative paths are relative to the manifest |
+| `object_id` | no | label value of the object, integer >= 1 (default: 1, 2, ... in row order per scan) |
+| `object_name` / `name` | no | name of the object (default `object_<id>`) |
+| `box` | one of box/points | `z,y0,x0,y1,x1` voxel indices of the scan array: a box on slice `z` |
+| `points` | one of box/points | `z,y,x[,label]` separated by `;` (label 1 positive, default; 0 negative) |
+| `axis` | no | slicing axis for this scan (`axial`, `coronal`, `sagittal`) |
+| `window` | no | intensity window for this scan (`auto`, a preset name or `level,width`) |
+| `model` | no | model name for this scan (overrides the batch default) |
+
+`axis`, `window` and `model` must agree on every row of one scan (they describe the session).
+Every problem is reported with its row number before any work starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence, Union
+
+AXES = ("axial", "coronal", "sagittal")
+FIELDS = ("scan", "object_id", "object_name", "box", "points", "axis", "window", "model")
+_FIELD_ALIASES = {"name": "object_name", "path": "scan", "id": "object_id", "label": "object_id"}
+_MAX_LISTED_PROBLEMS = 20
+
+
+class ManifestError(ValueError):
+    """A manifest cannot be used; `problems` lists `(row, message)` for every bad row (row 0 = whole file)."""
+
+    def __init__(self, manifest: Union[str, Path, None], problems: Sequence[tuple[int, str]]):
+        self.manifest = str(manifest) if manifest is not None else "<manifest>"
+        self.problems = list(problems)
+        self.row = self.problems[0][0] if self.problems else 0
+        listed = [f"  row {row}: {msg}" if row else f"  {msg}" for row, msg in self.problems[:_MAX_LISTED_PROBLEMS]]
+        more = len(self.problems) - len(listed)
+        if more > 0:
+            listed.append(f"  ... and {more} more")
+        super().__init__(
+            f"bad manifest {self.manifest} ({len(self.problems)} problem(s); rows count from 1, "
+            f"not counting the CSV header): fix these rows and run again:\n" + "\n".join(listed)
+        )
+
+
+class ManifestFormatError(ManifestError):
+    """The file itself cannot be read as a manifest (unknown extension, no `scan` column, bad JSON)."""
+
+
+class MissingScanError(ManifestError):
+    """A row names a scan path that does not exist."""
+
+
+class PromptError(ManifestError):
+    """A row's box or points cannot be parsed, or the row has no prompt at all."""
+
+
+class FieldError(ManifestError):
+    """A row has a bad object id, axis, or per-scan options that disagree between rows."""
+
+
+@dataclass(frozen=True)
+class ObjectPrompt:
+    """One object of a scan and its prompt, in scan voxel indices `(z, y, x)`."""
+
+    obj_id: int
+    name: str
+    box_zyx: Optional[tuple[int, int, int, int, int]] = None  # (z, y0, x0, y1, x1)
+    points_zyx: tuple[tuple[int, int, int], ...] = ()  # (z, y, x) per point
+    point_labels: tuple[int, ...] = ()  # 1 positive, 0 negative, one per point
+    row: int = 0
+
+
+@dataclass(frozen=True)
+class ScanJob:
+    """All objects of one scan: the unit of work of a batch (one session per scan)."""
+
+    scan_path: Path
+    objects: tuple[ObjectPrompt, ...]
+    axis: Optional[str] = None
+    window: Optional[str] = None
+    model: Optional[str] = None
+    rows: tuple[int, ...] = field(default=())
+
+    @property
+    def stem(self) -> str:
+        """Output name stem: the file name without `.nii.gz`/`.nrrd`/..., or the DICOM folder name."""
+        return scan_stem(self.scan_path)
+
+    def fingerprint(self, *, model: Optional[str] = None, output_format: str = "nifti") -> str:
+        """Hash of everything that decides the output: prompts, options, model, format, scan file size/time."""
+        payload = {
+            "scan": str(self.scan_path),
+            "scan_stat": _stat_signature(self.scan_path),
+            "objects": [asdict(o) | {"row": None} for o in self.objects],
+            "axis": self.axis,
+            "window": self.window,
+            "model": self.model or model,
+            "format": output_format,
+        }
+        return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def scan_stem(path: Union[str, Path]) -> str:
+    """`/a/b/ct_01.nii.gz` -> `ct_01`; a DICOM folder `/a/series7/` -> `series7`."""
+    name = Path(path).name
+    for ext in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".gz"):
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def _stat_signature(path: Path) -> list[int]:
+    try:
+        if path.is_dir():
+            stats = [p.stat() for p in path.iterdir() if p.is_file()]
+            return [len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)]
+        st = path.stat()
+        return [1, st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [0, 0, 0]
+
+
+# --- prompt syntax (same as `napari-sam2 segment --box/--point`) -------------------------------
+
+_NUMBER = re.compile(r"^[+-]?\d+(\.0*)?$")
+
+
+def _ints(text: str, what: str, counts: tuple[int, ...]) -> list[int]:
+    parts = [p.strip() for p in str(text).strip().strip("[]()").split(",")]
+    if len(parts) not in counts or not all(_NUMBER.match(p) for p in parts):
+        shapes = " or ".join(str(c) for c in counts)
+        raise ValueError(f"{what} {text!r} must be {shapes} comma-separated integers")
+    return [int(float(p)) for p in parts]
+
+
+def parse_box(text: str) -> tuple[int, int, int, int, int]:
+    """`"z,y0,x0,y1,x1"` -> ints; the box corners are ordered so that y0 <= y1 and x0 <= x1."""
+    z, y0, x0, y1, x1 = _ints(text, "box", (5,))
+    if z < 0 or min(y0, x0, y1, x1) < 0:
+        raise ValueError(f"box {text!r} has a negative index")
+    if y0 == y1 or x0 == x1:
+        raise ValueError(f"box {text!r} is empty (y0 == y1 or x0 == x1)")
+    return z, min(y0, y1), min(x0, x1), max(y0, y1), max(x0, x1)
+
+
+def parse_point(text: str) -> tuple[tuple[int, int, int], int]:
+    """`"z,y,x[,label]"` -> ((z, y, x), label); label 1 positive (default), 0 negative."""
+    values = _ints(text, "point", (3, 4))
+    if min(values[:3]) < 0:
+        raise ValueError(f"point {text!r} has a negative index")
+    label = values[3] if len(values) == 4 else 1
+    if label not in (0, 1):
+        raise ValueError(f"point {text!r}: label must be 1 (positive) or 0 (negative)")
+    return (values[0], values[1], values[2]), label
+
+
+def _parse_points(value: Any) -> tuple[list[tuple[int, int, int]], list[int]]:
+    if isinstance(value, str):
+        items: Iterable[Any] = [p for p in value.split(";") if p.strip()]
+    else:
+        items = value
+    coords, labels = [], []
+    for item in items:
+        if not isinstance(item, str):
+            item = ",".join(str(v) for v in item)
+        zyx, label = parse_point(item)
+        coords.append(zyx)
+        labels.append(label)
+    return coords, labels
+
+
+def _box_text(value: Any) -> str:
+    return value if isinstance(value, str) else ",".join(str(v) for v in value)
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise ManifestFormatError(path, [(0, f"manifest file {path} does not exist")])
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            return [dict(r) for r in reader]
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        rows = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ManifestFormatError(path, [(n, f"line is not JSON: {exc.msg}")]) from None
+            if not isinstance(obj, dict):
+                raise ManifestFormatError(path, [(n, "each JSON line must be an object {\"scan\": ...}")])
+            rows.append(obj)
+        return rows
+    raise ManifestFormatError(path, [(0, f"unknown manifest type {suffix!r}: use .csv or .jsonl")])
+
+
+def _normalise_keys(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        if key is None:  # csv: more cells than header columns
+            continue
+        k = key.strip().lower()
+        out[_FIELD_ALIASES.get(k, k)] = value.strip() if isinstance(value, str) else value
+    return out
+
+
+def read_manifest(path: Union[str, Path]) -> list[ScanJob]:
+    """Read and validate a CSV/JSON-lines manifest into one `ScanJob` per scan (manifest order)."""
+    path = Path(path)
+    raw_rows = _read_rows(path)
+    return parse_manifest_rows(raw_rows, base_dir=path.parent, manifest=path)
+
+
+def parse_manifest_rows(
+    rows: Sequence[dict[str, Any]], base_dir: Union[str, Path] = ".", manifest: Union[str, Path, None] = None
+) -> list[ScanJob]:
+    """Validate manifest rows (dicts with the manifest fields) into `ScanJob`s; raises `ManifestError`."""
+    base_dir = Path(base_dir)
+    problems: list[tuple[int, str, type]] = []
+    if not rows:
+        raise ManifestFormatError(manifest, [(0, "manifest has no rows")])
+    first = _normalise_keys(rows[0])
+    if "scan" not in first:
+        raise ManifestFormatError(manifest, [(0, f"no 'scan' column (columns: {', '.join(first) or 'none'})")])
+    unknown = sorted(set(first) - set(FIELDS))
+    if unknown:
+        raise ManifestFormatError(manifest, [(0, f"unknown column(s) {unknown}; known: {', '.join(FIELDS)}")])
+
+    by_scan: dict[Path, dict[str, Any]] = {}
+    for n, raw in enumerate(rows, start=1):
+        row = _normalise_keys(raw)
+        bad_keys = sorted(set(row) - set(FIELDS))
+        if bad_keys:
+            problems.append((n, f"unknown field(s) {bad_keys}", ManifestFormatError))
+            continue
+        if _blank(row.get("scan")):
+            problems.append((n, "no scan path", MissingScanError))
+            continue
+        scan_path = Path(str(row["scan"])).expanduser()
+        if not scan_path.is_absolute():
+            scan_path = base_dir / scan_path
+        scan_path = scan_path.resolve()
+        if not scan_path.exists():
+            problems.append((n, f"scan {scan_path} does not exist", MissingScanError))
+            continue
+        entry = by_scan.setdefault(scan_path, {"objects": [], "rows": [], "options": None, "ids": set()})
+
+        options = {k: (None if _blank(row.get(k)) else str(row[k]).strip()) for k in ("axis", "window", "model")}
+        if options["axis"] is not None:
+            options["axis"] = options["axis"].lower()
+            if options["axis"] not in AXES:
+                problems.append((n, f"axis {options['axis']!r} must be one of {', '.join(AXES)}", FieldError))
+        if entry["options"] is None:
+            entry["options"] = options
+        elif entry["options"] != options:
+            problems.append(
+                (n, f"axis/window/model {options} differ from the first row of scan {scan_path.name} "
+                    f"({entry['options']}): one scan is one session", FieldError)
+            )
+
+        obj_id = len(entry["objects"]) + 1
+        if not _blank(row.get("object_id")):
+            try:
+                value = float(str(row["object_id"]))
+                if value != int(value) or value < 1 or value > 65535:
+                    raise ValueError
+                obj_id = int(value)
+            except ValueError:
+                problems.append((n, f"object_id {row['object_id']!r} must be an integer 1..65535", FieldError))
+                continue
+        if obj_id in entry["ids"]:
+            problems.append((n, f"object_id {obj_id} appears twice for scan {scan_path.name}", FieldError))
+            continue
+
+        box = None
+        coords: list[tuple[int, int, int]] = []
+        labels: list[int] = []
+        try:
+            if not _blank(row.get("box")):
+                box = parse_box(_box_text(row["box"]))
+            if not _blank(row.get("points")):
+                coords, labels = _parse_points(row["points"])
+        except ValueError as exc:
+            problems.append((n, str(exc), PromptError))
+            continue
+        if box is None and not coords:
+            problems.append((n, "no prompt: give a box 'z,y0,x0,y1,x1' and/or points 'z,y,x[,label];...'", PromptError))
+            continue
+        name = f"object_{obj_id}" if _blank(row.get("object_name")) else str(row["object_name"])
+        entry["ids"].add(obj_id)
+        entry["rows"].append(n)
+        entry["objects"].append(ObjectPrompt(obj_id, name, box, tuple(coords), tuple(labels), row=n))
+
+    jobs = [
+        ScanJob(path, tuple(e["objects"]), rows=tuple(e["rows"]), **(e["options"] or {}))
+        for path, e in by_scan.items()
+        if e["objects"]
+    ]
+    stems: dict[str, Path] = {}
+    for job in jobs:
+        other = stems.setdefault(job.stem, job.scan_path)
+        if other != job.scan_path:
+            problems.append(
+                (job.rows[0], f"scans {other} and {job.scan_path} would both be written as "
+                              f"{job.stem}.*: rename one", FieldError)
+            )
+    if problems:
+        problems.sort(key=lambda p: p[0])
+        raise problems[0][2](manifest, [(row, msg) for row, msg, _ in problems])
+    return jobs
