@@ -1,0 +1,217 @@
+"""LiteMedSAM: TinyViT encoder + SAM prompt encoder + SAM mask decoder, 256 input.
+
+Image-model API (docs/interfaces.md): `encode_image(frame)` once per slice, then any number
+of cheap `decode(embedding, points=..., box=..., mask_input=...)` calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from sam2core.errors import PromptError
+from sam2core.lite_medsam.preprocess import (
+    RESIZE_MODES,
+    FrameGeometry,
+    ResizeMode,
+    box_to_input,
+    mask_to_input,
+    points_to_input,
+    postprocess_logits,
+    preprocess_frame,
+)
+from sam2core.lite_medsam.tiny_vit import LITE_MEDSAM_TINY_VIT, TinyViT, TinyViTConfig
+from sam2core.modeling.mask_decoder import MaskDecoder
+from sam2core.modeling.prompt_encoder import PromptEncoder
+from sam2core.modeling.two_way_transformer import TwoWayTransformer
+
+Precision = Literal["fp32", "bf16"]
+PRECISIONS = ("fp32", "bf16")
+ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[float], Sequence[Sequence[float]]]
+
+
+@dataclass(frozen=True)
+class LiteMedSAMConfig:
+    """Architecture and inference options of LiteMedSAM."""
+
+    image_size: int = 256
+    encoder: TinyViTConfig = field(default_factory=lambda: LITE_MEDSAM_TINY_VIT)
+    prompt_embed_dim: int = 256
+    mask_in_chans: int = 16
+    decoder_depth: int = 2
+    decoder_mlp_dim: int = 2048
+    decoder_heads: int = 8
+    num_multimask_outputs: int = 3
+    resize_mode: ResizeMode = "stretch"
+
+
+@dataclass
+class ImageEmbedding:
+    """One encoded frame: the `(1, 256, 64, 64)` embedding and how the frame maps onto the input."""
+
+    features: torch.Tensor
+    geometry: FrameGeometry
+
+    @property
+    def original_size(self) -> tuple[int, int]:
+        return self.geometry.original_size
+
+    @property
+    def resized_size(self) -> tuple[int, int]:
+        return self.geometry.resized_size
+
+
+class LiteMedSAM(nn.Module):
+    """LiteMedSAM with the image-model API; `precision` is the encoder's autocast dtype."""
+
+    is_image_model = True
+
+    def __init__(self, config: LiteMedSAMConfig = LiteMedSAMConfig(), precision: Precision = "fp32",
+                 channels_last: bool = False, use_sdpa: bool = True) -> None:
+        super().__init__()
+        if config.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"unknown resize mode {config.resize_mode!r}; expected one of {RESIZE_MODES}")
+        self.config = config
+        self.image_size = config.image_size
+        self.image_encoder = TinyViT(config.encoder, use_sdpa=use_sdpa)
+        embed_side = config.encoder.stage_resolutions()[-1]
+        self.prompt_encoder = PromptEncoder(
+            embed_dim=config.prompt_embed_dim,
+            image_embedding_size=(embed_side, embed_side),
+            input_image_size=(config.image_size, config.image_size),
+            mask_in_chans=config.mask_in_chans,
+        )
+        self.mask_decoder = MaskDecoder(
+            transformer_dim=config.prompt_embed_dim,
+            transformer=TwoWayTransformer(
+                depth=config.decoder_depth,
+                embedding_dim=config.prompt_embed_dim,
+                mlp_dim=config.decoder_mlp_dim,
+                num_heads=config.decoder_heads,
+                sam1_mlp_names=True,
+            ),
+            num_multimask_outputs=config.num_multimask_outputs,
+        )
+        self.precision: Precision = "fp32"
+        self.set_precision(precision)
+        self.channels_last = False
+        self.set_channels_last(channels_last)
+
+    @property
+    def device(self) -> torch.device:
+        return self.prompt_encoder.no_mask_embed.weight.device
+
+    def set_precision(self, precision: Precision) -> None:
+        """Encoder compute precision: `"fp32"` (exact) or `"bf16"` (autocast)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
+        self.precision = precision
+
+    def set_channels_last(self, enabled: bool) -> None:
+        """Run the encoder's convolutions in channels-last memory layout."""
+        self.channels_last = bool(enabled)
+        fmt = torch.channels_last if enabled else torch.contiguous_format
+        self.image_encoder.to(memory_format=fmt)
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def encode_input(self, images: torch.Tensor) -> torch.Tensor:
+        """`(B, 3, 256, 256)` preprocessed input → `(B, 256, 64, 64)` float32 embedding."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            features = self.image_encoder(images)
+        return features.float().contiguous()
+
+    @torch.no_grad()
+    def encode_image(self, frame: Union[np.ndarray, torch.Tensor]) -> ImageEmbedding:
+        """Encode one `(3, H, W)` frame in [0, 1] (any size; resized/normalised/padded here)."""
+        frame_t = torch.as_tensor(np.asarray(frame) if not isinstance(frame, torch.Tensor) else frame)
+        x, geometry = preprocess_frame(frame_t.to(self.device, torch.float32), self.image_size,
+                                       self.config.resize_mode)
+        return ImageEmbedding(self.encode_input(x), geometry)
+
+    @torch.no_grad()
+    def decode(
+        self,
+        embedding: ImageEmbedding,
+        points: Optional[ArrayLike] = None,
+        labels: Optional[ArrayLike] = None,
+        box: Optional[ArrayLike] = None,
+        mask_input: Optional[Union[np.ndarray, torch.Tensor]] = None,
+        multimask: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask logits `(K, H, W)` at frame resolution and predicted IoU `(K,)`; K = 3 if multimask else 1.
+
+        Prompts are in frame pixels: points `(N, 2)` as `(x, y)` with labels `(N,)` (1 positive,
+        0 negative), box `(x0, y0, x1, y1)`, mask_input `(H, W)` logits (or bool).
+        """
+        geometry = embedding.geometry
+        device = self.device
+        point_prompt = None
+        if points is not None:
+            coords = torch.as_tensor(np.asarray(points, dtype=np.float32) if not isinstance(points, torch.Tensor)
+                                     else points, dtype=torch.float32, device=device).reshape(-1, 2)
+            if labels is None:
+                raise PromptError("points need labels (1 positive, 0 negative), one per point")
+            labels_t = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels,
+                                       device=device).reshape(-1).long()
+            if labels_t.numel() != coords.shape[0]:
+                raise PromptError(f"got {coords.shape[0]} points but {labels_t.numel()} labels")
+            point_prompt = (points_to_input(coords, geometry)[None], labels_t[None])
+        box_prompt = None
+        if box is not None:
+            box_t = torch.as_tensor(np.asarray(box, dtype=np.float32) if not isinstance(box, torch.Tensor) else box,
+                                    dtype=torch.float32, device=device).reshape(-1)
+            if box_t.numel() != 4:
+                raise PromptError(f"box must be (x0, y0, x1, y1); got {box_t.numel()} numbers")
+            if not (box_t[2] >= box_t[0] and box_t[3] >= box_t[1]):
+                raise PromptError(f"box must have x0 <= x1 and y0 <= y1; got {box_t.tolist()}")
+            box_prompt = box_to_input(box_t, geometry).reshape(1, 1, 4)
+        mask_prompt = None
+        if mask_input is not None:
+            mask_t = torch.as_tensor(np.asarray(mask_input) if not isinstance(mask_input, torch.Tensor)
+                                     else mask_input, device=device)
+            mask_prompt = mask_to_input(mask_t, geometry, self.prompt_encoder.mask_input_size[0])
+        if point_prompt is None and box_prompt is None and mask_prompt is None:
+            raise PromptError("decode needs at least one prompt: points, box or mask_input")
+
+        low_res, iou = self.decode_input(embedding.features, point_prompt, box_prompt, mask_prompt, multimask)
+        logits = postprocess_logits(low_res, geometry)
+        return logits[0], iou[0]
+
+    @torch.no_grad()
+    def decode_input(
+        self,
+        features: torch.Tensor,
+        points: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+        boxes: Optional[torch.Tensor] = None,
+        masks: Optional[torch.Tensor] = None,
+        multimask: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts in model-input pixels → low-res logits `(B, K, 256, 256)` and IoU `(B, K)`."""
+        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=masks)
+        masks_out, iou, _, _ = self.mask_decoder(
+            image_embeddings=features,
+            image_pe=self.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
+        return masks_out, iou
+
+
+def build_lite_medsam(precision: Precision = "fp32", channels_last: bool = False,
+                      resize_mode: ResizeMode = "stretch") -> LiteMedSAM:
+    """LiteMedSAM architecture (parameters not loaded), in eval mode."""
+    model = LiteMedSAM(LiteMedSAMConfig(resize_mode=resize_mode), precision=precision, channels_last=channels_last)
+    return model.eval()
