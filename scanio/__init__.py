@@ -1,1 +1,35 @@
-"""scanio package (being written)."""
+"""scanio: read and write 3D scans (DICOM, NIfTI, NRRD, MetaImage) with exact geometry.
+
+Knows nothing of torch or napari. See `Scan` for the axis and world conventions.
+"""
+
+from scanio.errors import (
+    CorruptFileError,
+    EmptyFolderError,
+    IrregularGeometryError,
+    LabelsError,
+    MixedSeriesError,
+    MultipleSeriesError,
+    NotAScanError,
+    NotVolumeError,
+    OutputExistsError,
+    ScanIOError,
+    ScanNotFoundError,
+    SeriesNotFoundError,
+    UnknownFormatError,
+    UnsupportedOutputError,
+)
+from scanio.dicom import list_series
+from scanio.read import read_scan
+from scanio.resample import resample_like
+from scanio.scan import DicomSource, Scan, SeriesInfo
+from scanio.write import write_labels
+
+__all__ = [
+    "Scan", "SeriesInfo", "DicomSource",
+    "read_scan", "list_series", "write_labels", "resample_like",
+    "ScanIOError", "ScanNotFoundError", "UnknownFormatError", "NotAScanError",
+    "EmptyFolderError", "CorruptFileError", "NotVolumeError", "MixedSeriesError",
+    "MultipleSeriesError", "SeriesNotFoundError", "IrregularGeometryError", "LabelsError",
+    "OutputExistsError", "UnsupportedOutputError",
+]
