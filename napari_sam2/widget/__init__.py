@@ -1,0 +1,1 @@
+"""The napari-sam2 dock widget, split into small parts (see `dock.SegmentationWidget`)."""

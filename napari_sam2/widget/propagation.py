@@ -1,0 +1,217 @@
+"""From napari prompt layers to a `volume.Session` run in a worker, yielding one step per slice.
+
+`PromptBatch` is plain data collected in the UI thread; `propagation_steps` is the generator
+the worker runs: it builds the session if needed, sends the prompts (encoding the prompted
+slices), then propagates, yielding a `Step` for every finished slice with that slice's labels.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Generator, Iterable, Optional
+
+import numpy as np
+
+from napari_sam2.layers import SCAN_KEY
+from napari_sam2.widget.worker import precision_context, stream_callbacks
+
+DIRECTIONS = ("both directions", "forward", "backward")
+
+
+def scan_from_image_layer(layer: Any):
+    """The layer's source `Scan`, or one built from its data and scale/translate/affine."""
+    scan = layer.metadata.get(SCAN_KEY)
+    if scan is not None:
+        return scan
+    from napari_sam2._writer import scan_from_layer_meta
+
+    meta = {
+        "scale": tuple(layer.scale),
+        "translate": tuple(layer.translate),
+        "affine": np.asarray(layer.affine.affine_matrix),
+    }
+    scan = scan_from_layer_meta(np.asarray(layer.data), meta)
+    scan.array = np.asarray(layer.data)
+    return scan
+
+
+def _round(values: Iterable[float], ndigits: int = 2) -> tuple:
+    return tuple(round(float(v), ndigits) for v in values)
+
+
+@dataclass(frozen=True)
+class PointGroup:
+    """All points of one object on one slice (sent together: SAM prompts are per slice)."""
+
+    obj_id: int
+    slice_index: int
+    points_zyx: tuple  # ((z, y, x), ...)
+    labels: tuple  # 1 positive, 0 negative
+
+    def keys(self) -> set:
+        return {("p", self.obj_id, _round(p), int(lab)) for p, lab in zip(self.points_zyx, self.labels)}
+
+
+@dataclass(frozen=True)
+class BoxItem:
+    obj_id: int
+    axis: int
+    slice_index: int
+    box_rc: tuple  # (r0, c0, r1, c1): rows/cols = the two other array axes in (z, y, x) order
+
+    def keys(self) -> set:
+        return {("b", self.obj_id, self.axis, self.slice_index, _round(self.box_rc))}
+
+
+@dataclass(frozen=True)
+class PromptBatch:
+    """Prompts to hand to the session, grouped as it takes them."""
+
+    axis: int
+    point_groups: tuple = ()
+    boxes: tuple = ()
+    skipped: tuple = ()  # human-readable reasons for prompts that cannot be used
+
+    @property
+    def empty(self) -> bool:
+        return not self.point_groups and not self.boxes
+
+    def keys(self) -> set:
+        out: set = set()
+        for item in (*self.point_groups, *self.boxes):
+            out |= item.keys()
+        return out
+
+    def without(self, sent: set) -> "PromptBatch":
+        """Only what is new: boxes not sent yet, and point groups with at least one new point."""
+        groups = tuple(g for g in self.point_groups if not g.keys() <= sent)
+        boxes = tuple(b for b in self.boxes if not b.keys() <= sent)
+        return PromptBatch(self.axis, groups, boxes, self.skipped)
+
+    @classmethod
+    def from_layers(cls, prompts: Any, objects: Iterable[Any], axis: Optional[int] = None) -> "PromptBatch":
+        """Read the prompt layers; `axis` is the array axis the session slices along."""
+        known = {o.obj_id for o in objects}
+        if axis is None:
+            axis = 0
+        grouped: dict[tuple[int, int], list] = {}
+        skipped = []
+        for point in prompts.point_prompts():
+            if point.obj_id not in known:
+                continue
+            key = (point.obj_id, int(round(point.zyx[axis])))
+            grouped.setdefault(key, []).append(point)
+        groups = tuple(
+            PointGroup(obj_id, slice_index, tuple(tuple(p.zyx) for p in pts), tuple(int(p.positive) for p in pts))
+            for (obj_id, slice_index), pts in sorted(grouped.items())
+        )
+        boxes = []
+        for box in prompts.box_prompts():
+            if box.obj_id not in known:
+                continue
+            if box.axis != axis:
+                skipped.append(f"a box drawn across array axis {box.axis} (the session slices axis {axis})")
+                continue
+            boxes.append(BoxItem(box.obj_id, box.axis, box.slice_index, (*box.lower, *box.upper)))
+        return cls(axis, groups, tuple(boxes), tuple(skipped))
+
+
+@dataclass
+class Step:
+    """One update from the worker: the session it built, or one finished slice."""
+
+    session: Any = None
+    done: int = 0
+    total: int = 0
+    axis: int = 0
+    slice_index: Optional[int] = None
+    slice_labels: Optional[np.ndarray] = None
+
+
+@dataclass
+class Result:
+    session: Any
+    labels: np.ndarray
+    cancelled: bool
+    slices_done: int
+    seconds: float
+    voxels: dict = field(default_factory=dict)
+
+
+def _progress_fields(update: Any) -> tuple[Optional[int], int, int]:
+    """(slice index, done, total) from whatever the session's progress callback passes."""
+    if isinstance(update, tuple):
+        values = [v for v in update if isinstance(v, (int, np.integer))]
+        if len(values) >= 3:
+            return int(values[0]), int(values[1]), int(values[2])
+        if len(values) == 2:
+            return None, int(values[0]), int(values[1])
+    get = (lambda name: update.get(name)) if isinstance(update, dict) else (lambda name: getattr(update, name, None))
+    slice_index = next((get(n) for n in ("slice_index", "frame_idx", "index") if get(n) is not None), None)
+    done = next((get(n) for n in ("done", "slices_done", "completed") if get(n) is not None), 0)
+    total = next((get(n) for n in ("total", "num_slices", "slices_total") if get(n) is not None), 0)
+    return (None if slice_index is None else int(slice_index)), int(done), int(total)
+
+
+def propagation_steps(
+    *,
+    session: Any,
+    scan: Any,
+    model: Any,
+    axis: str,
+    window: str,
+    device: Optional[str],
+    precision: str,
+    prompts: PromptBatch,
+    direction: str,
+    cancel: threading.Event,
+) -> Generator[Step, None, Result]:
+    """Worker body: (build the session,) send prompts, propagate; yield a `Step` per finished slice."""
+    from volume import Session
+
+    start = time.perf_counter()
+    if session is None:
+        session = Session(scan, model, axis=axis, window=window, device=device)
+        yield Step(session=session)
+    slice_axis = prompts.axis
+
+    def run(callback: Any) -> Any:
+        with precision_context(precision, device):
+            for group in prompts.point_groups:
+                session.add_points(group.obj_id, np.asarray(group.points_zyx, dtype=float), np.asarray(group.labels))
+            for box in prompts.boxes:
+                session.add_box(box.obj_id, box.slice_index, box.box_rc)
+            if cancel.is_set():
+                return None
+            return session.propagate(progress=callback, cancel=cancel, **_direction_kwargs(direction))
+
+    slices_done = 0
+    for update in stream_callbacks(run):
+        slice_index, done, total = _progress_fields(update)
+        slices_done = max(slices_done, done)
+        slice_labels = None
+        if slice_index is not None:
+            index = [slice(None)] * 3
+            index[slice_axis] = slice_index
+            slice_labels = np.array(session.labels[tuple(index)], copy=True)
+        yield Step(done=done, total=total, axis=slice_axis, slice_index=slice_index, slice_labels=slice_labels)
+    labels = np.asarray(session.labels)
+    ids, counts = np.unique(labels[labels > 0], return_counts=True)
+    return Result(
+        session=session,
+        labels=labels,
+        cancelled=cancel.is_set(),
+        slices_done=slices_done,
+        seconds=time.perf_counter() - start,
+        voxels=dict(zip(ids.tolist(), counts.tolist())),
+    )
+
+
+def _direction_kwargs(direction: str) -> dict:
+    if direction == "forward":
+        return {"direction": "forward"}
+    if direction == "backward":
+        return {"direction": "backward"}
+    return {}
