@@ -53,14 +53,27 @@ def window_limits(level: float, width: float) -> tuple[float, float]:
     return (level - width / 2.0, level + width / 2.0)
 
 
+def _sample(array: np.ndarray, max_values: int = 1_000_000) -> np.ndarray:
+    flat = np.asarray(array).reshape(-1)
+    return flat[:: max(1, flat.size // max_values)].astype(np.float32)
+
+
+def is_ct_like(scan: Any) -> bool:
+    """CT by modality, or (modality unknown, e.g. NIfTI) values in Hounsfield units: air near -1000."""
+    modality = str(getattr(scan, "modality", "")).upper()
+    if modality == "CT":
+        return True
+    if modality not in ("", "OT"):
+        return False
+    sample = _sample(scan.array)
+    return sample.size > 0 and -3100.0 <= float(np.percentile(sample, 1.0)) <= -900.0
+
+
 def default_contrast_limits(scan: Any) -> tuple[float, float]:
     """CT: soft-tissue window (L 40 / W 400 HU); anything else: robust 0.5-99.5 percentiles."""
-    if str(getattr(scan, "modality", "")).upper() == "CT":
+    if is_ct_like(scan):
         return window_limits(*CT_WINDOWS_HU[DEFAULT_CT_WINDOW])
-    array = np.asarray(scan.array)
-    step = max(1, array.size // 1_000_000)
-    sample = array.reshape(-1)[::step].astype(np.float32)
-    low, high = np.percentile(sample, [0.5, 99.5])
+    low, high = np.percentile(_sample(scan.array), [0.5, 99.5])
     if high <= low:
         high = low + 1.0
     return (float(low), float(high))
@@ -88,8 +101,7 @@ def looks_like_labels(scan: Any) -> bool:
         return False
     if str(getattr(scan, "modality", "")).upper() in ("CT", "MR"):
         return False
-    step = max(1, array.size // 2_000_000)
-    sample = array.reshape(-1)[::step]
+    sample = array.reshape(-1)[:: max(1, array.size // 2_000_000)]
     if sample.size == 0 or sample.min() < 0:
         return False
     return len(np.unique(sample)) <= 64
