@@ -55,6 +55,7 @@ def cached_model(name: str, device: Optional[str] = None):
         if model is None:
             from sam2core import load_model
 
+            _apply_torch_threads()
             model = load_model(name, device=device)
             _MODELS[key] = model
             _MODEL_LOADS += 1
@@ -140,7 +141,8 @@ def _write_atomically(labels: np.ndarray, scan, final: Path, job: ScanJob) -> No
     suffix = ".dcm" if final.name.endswith(".dcm") else ".nii.gz"
     tmp = partial_dir / f"{job.stem}.{uuid.uuid4().hex[:8]}{suffix}"
     try:
-        write_labels(tmp, labels, like=scan, overwrite=True)
+        names = {o.obj_id: o.name for o in job.objects}
+        write_labels(tmp, labels, like=scan, overwrite=True, segment_names=names)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -214,7 +216,9 @@ class TorchThreadsPlugin(_WorkerPluginBase):  # type: ignore[misc,valid-type]
     """Give torch this worker's share of cores: its threads divided by the scans it runs at once.
 
     A worker started with resources `scan=1` runs one scan at a time with all its threads;
-    a worker without that resource runs one scan per thread, each with one torch thread."""
+    a worker without that resource runs one scan per thread, each with one torch thread.
+    torch is not imported here (a stand-in segmenter may never need it): the count goes to
+    `OMP_NUM_THREADS`/`MKL_NUM_THREADS` and is applied when `cached_model` first runs."""
 
     name = "napari-sam2-torch-threads"
 
@@ -222,9 +226,27 @@ class TorchThreadsPlugin(_WorkerPluginBase):  # type: ignore[misc,valid-type]
         self.torch_threads = torch_threads
 
     def setup(self, worker) -> None:
-        import torch
-
         nthreads = int(worker.state.nthreads)
         slots = int(worker.state.total_resources.get("scan", nthreads)) or nthreads
-        threads = self.torch_threads or max(1, nthreads // max(1, min(slots, nthreads)))
-        torch.set_num_threads(threads)
+        set_torch_threads(self.torch_threads or max(1, nthreads // max(1, min(slots, nthreads))))
+
+
+_TORCH_THREADS: Optional[int] = None
+
+
+def set_torch_threads(threads: int) -> None:
+    """Use `threads` intra-op threads in this process, now if torch is loaded, else when it is."""
+    global _TORCH_THREADS
+    _TORCH_THREADS = int(threads)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(_TORCH_THREADS)
+    if "torch" in sys.modules:
+        _apply_torch_threads()
+
+
+def _apply_torch_threads() -> None:
+    if _TORCH_THREADS is not None:
+        import torch
+
+        if torch.get_num_threads() != _TORCH_THREADS:
+            torch.set_num_threads(_TORCH_THREADS)

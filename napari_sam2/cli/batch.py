@@ -1,0 +1,73 @@
+"""`napari-sam2 batch MANIFEST -o OUTDIR`: segment a cohort on Dask (local cluster or any scheduler)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(subparsers) -> None:
+    """Register the `batch` subcommand."""
+    p = subparsers.add_parser(
+        "batch",
+        help="segment every scan of a manifest (CSV or JSON lines) on Dask",
+        description=(
+            "Segment a cohort: one Dask task per scan (all its objects in one session), the model "
+            "loaded once per worker, each result written atomically as OUTDIR/<scan>.nii.gz plus a "
+            "row in OUTDIR/summary.csv. Re-running the same command skips finished scans. "
+            "Manifest columns: scan, object_id, object_name, box (z,y0,x0,y1,x1), "
+            "points (z,y,x[,label];...), axis, window, model."
+        ),
+    )
+    p.add_argument("manifest", help="manifest file (.csv with a header, or .jsonl)")
+    p.add_argument("-o", "--output", "--out-dir", dest="out_dir", required=True, help="output folder")
+    p.add_argument("--model", default=None, help="model for rows without one (default lite_medsam)")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores / threads)")
+    p.add_argument("--threads-per-worker", type=int, default=1, help="torch threads per local worker (default 1)")
+    p.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help="run on an existing Dask cluster, e.g. tcp://host:8786 (its workers need napari-sam2 installed)",
+    )
+    p.add_argument(
+        "--format", dest="output_format", choices=["nifti", "seg"], default="nifti",
+        help="nifti (default), or seg: DICOM-SEG .dcm for DICOM input (other input stays NIfTI)",
+    )
+    p.add_argument("--device", default=None, help="torch device on the workers (default: cuda, mps, cpu)")
+    p.add_argument("--retries", type=int, default=2, help="Dask retries of a task that raised (default 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the batch; 0 when every scan is done, 1 when some failed, 2 for a bad manifest or options."""
+    from volume.batch import BatchError, ManifestError, segment_cohort
+
+    if (args.workers is not None and args.workers < 1) or args.threads_per_worker < 1:
+        print("error: --workers and --threads-per-worker must be >= 1", file=sys.stderr)
+        return 2
+    if args.scheduler and args.workers is not None:
+        print("note: --workers is ignored with --scheduler (the cluster has its own workers)", file=sys.stderr)
+    try:
+        report = segment_cohort(
+            args.manifest,
+            args.out_dir,
+            scheduler=args.scheduler,
+            model=args.model,
+            output_format=args.output_format,
+            workers=args.workers,
+            threads_per_worker=args.threads_per_worker,
+            device=args.device,
+            retries=args.retries,
+            progress=not args.no_progress,
+        )
+    except (ManifestError, BatchError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    failed = report.failed
+    print(
+        f"{len(report.ok)} scan(s) ok, {len(failed)} failed, {len(report.skipped)} already done "
+        f"({report.seconds:.1f} s); summary: {report.out_dir / 'summary.csv'}"
+    )
+    for row in failed:
+        print(f"  failed: {row.scan}: {row.error}", file=sys.stderr)
+    return 1 if failed else 0
