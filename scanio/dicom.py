@@ -193,7 +193,7 @@ def _group_item(ds, k: int, sequence: str):
                                ("SharedFunctionalGroupsSequence", 0)):
         groups = ds.get(groups_name, None)
         if groups is not None and len(groups) > index and sequence in groups[index]:
-            seq = groups[index][sequence]
+            seq = getattr(groups[index], sequence)
             if len(seq):
                 return seq[0]
     return None

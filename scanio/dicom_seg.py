@@ -1,12 +1,15 @@
 """DICOM Segmentation (SEG) objects: write labels referencing the source series, read them back.
 
-Writing uses highdicom: one BINARY segment per label value present, every frame kept (so the
-SEG covers the whole scan and reads back to the same grid). The original label value is kept
-in each segment's Tracking ID and label ("label 5"), so reading maps segments back to values.
+Writing uses highdicom: one BINARY segment per label value present, empty frames omitted (the
+standard, compact form). The original label value is kept in each segment's Tracking ID and
+label ("label 5"), so reading maps segments back to values; the scan's whole grid (shape,
+spacing, origin, direction) is kept in a private element, so reading gives back the array on
+the scan's grid even where the first or last slices hold no label.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Mapping, Optional
@@ -17,6 +20,8 @@ from scanio.errors import CorruptFileError, NotAScanError, UnsupportedOutputErro
 from scanio.scan import Scan
 
 _LABEL_RE = re.compile(r"label\s+(\d+)", re.IGNORECASE)
+_PRIVATE_GROUP = 0x0071
+_PRIVATE_CREATOR = "napari-sam2 scanio grid"
 
 
 def check_seg_possible(like: Scan, path: Path) -> None:
@@ -117,9 +122,43 @@ def write_seg(path: Path, labels: np.ndarray, like: Scan,
         software_versions=_software_version(),
         device_serial_number="0",
         series_description="napari-sam2 segmentation",
-        omit_empty_frames=False,
+        omit_empty_frames=True,
     )
+    grid = {"shape_zyx": list(like.shape), "spacing_mm_zyx": list(like.spacing_mm),
+            "origin_mm": list(like.origin_mm), "direction": like.direction.ravel().tolist()}
+    block = seg.private_block(_PRIVATE_GROUP, _PRIVATE_CREATOR, create=True)
+    block.add_new(0x01, "UT", json.dumps(grid))
     seg.save_as(str(path))
+
+
+def _stored_grid(seg) -> Optional[Scan]:
+    """The scan grid written by `write_seg` (an empty Scan), or None."""
+    try:
+        block = seg.private_block(_PRIVATE_GROUP, _PRIVATE_CREATOR)
+        grid = json.loads(block[0x01].value)
+        return Scan(array=np.zeros(grid["shape_zyx"], dtype=np.uint8),
+                    spacing_mm=grid["spacing_mm_zyx"], origin_mm=grid["origin_mm"],
+                    direction=np.array(grid["direction"]).reshape(3, 3))
+    except Exception:
+        return None
+
+
+def _onto_grid(sub: Scan, grid: Scan) -> Optional[np.ndarray]:
+    """`sub`'s array pasted into an array of `grid`'s shape when `sub` is an aligned sub-grid."""
+    if not (np.allclose(sub.spacing_mm, grid.spacing_mm, atol=1e-4)
+            and np.allclose(sub.direction, grid.direction, atol=1e-5)):
+        return None
+    start = grid.world_to_voxel(np.array(sub.origin_mm))[0]
+    if np.max(np.abs(start - np.round(start))) > 1e-3:
+        return None
+    z0, y0, x0 = (int(v) for v in np.round(start))
+    sz, sy, sx = sub.shape
+    if min(z0, y0, x0) < 0 or z0 + sz > grid.shape[0] or y0 + sy > grid.shape[1] \
+            or x0 + sx > grid.shape[2]:
+        return None
+    out = np.zeros(grid.shape, dtype=sub.array.dtype)
+    out[z0:z0 + sz, y0:y0 + sy, x0:x0 + sx] = sub.array
+    return out
 
 
 def read_seg(path: Path) -> Scan:
@@ -163,6 +202,16 @@ def read_seg(path: Path) -> Scan:
         "series_description": str(seg.get("SeriesDescription", "") or ""),
         "segments": segments, "warnings": [],
     }
-    return Scan(array=np.ascontiguousarray(array), spacing_mm=(steps[0], steps[1], steps[2]),
+    scan = Scan(array=np.ascontiguousarray(array), spacing_mm=(steps[0], steps[1], steps[2]),
                 origin_mm=tuple(origin), direction=np.stack([row_dir, col_dir, normal], axis=1),
                 modality="SEG", metadata=meta)
+    grid = _stored_grid(seg)
+    if grid is not None:
+        full = _onto_grid(scan, grid)
+        if full is not None:
+            scan.array, scan.spacing_mm = full, grid.spacing_mm
+            scan.origin_mm, scan.direction = grid.origin_mm, grid.direction
+        else:
+            meta["warnings"].append(f"{path}: frames do not fit the stored scan grid; kept "
+                                    "the frames' own extent")
+    return scan
