@@ -87,6 +87,15 @@ def _is_image(ds) -> bool:
     return "Rows" in ds and "Columns" in ds
 
 
+def _claims_image(ds) -> bool:
+    """True when the file meta says an image storage SOP class (so the header must have Rows)."""
+    from pydicom.uid import UID
+
+    sop_class = ds.get("SOPClassUID", "") or getattr(ds, "file_meta", {}).get(
+        "MediaStorageSOPClassUID", "")
+    return "Image Storage" in UID(str(sop_class)).name if sop_class else False
+
+
 def _walk_files(folder: Path) -> list[Path]:
     files = []
     for root, dirs, names in os.walk(folder):
@@ -111,6 +120,9 @@ def scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, object]]], int
     for path in files:
         ds = read_header(path)
         if ds is None or not _is_image(ds):
+            if ds is not None and _claims_image(ds):
+                raise CorruptFileError(
+                    f"{path}: DICOM image file without Rows/Columns: truncated or damaged", path)
             ignored += 1
             continue
         groups.setdefault(str(ds.get("SeriesInstanceUID", "") or ""), []).append((path, ds))
@@ -511,6 +523,9 @@ def read_dicom_file(path: Path, ds, irregular: str = "resample") -> Scan:
 
         return read_seg(path)
     if not _is_image(ds):
+        if _claims_image(ds):
+            raise CorruptFileError(
+                f"{path}: DICOM image file without Rows/Columns: truncated or damaged", path)
         raise NotAScanError(
             f"{path}: DICOM file without an image (modality {ds.get('Modality', '?')}, "
             f"SOP class {ds.get('SOPClassUID', '?')})", path)

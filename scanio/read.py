@@ -86,6 +86,28 @@ def _looks_like(path: Path, fmt: str) -> bool:
         return False
 
 
+def _check_nifti_complete(path: Path) -> None:
+    """ITK reads a truncated NIfTI without complaint: check the voxel bytes are all there."""
+    import nibabel as nib
+
+    try:
+        header = nib.load(str(path)).header
+        expected = int(header.get_data_offset()) + int(
+            np.prod(header.get_data_shape(), dtype=np.int64)) * header.get_data_dtype().itemsize
+        if path.name.lower().endswith(".gz"):
+            available = 0
+            with gzip.open(path, "rb") as f:
+                while chunk := f.read(1 << 22):
+                    available += len(chunk)
+        else:
+            available = path.stat().st_size
+    except (OSError, EOFError, ValueError, gzip.BadGzipFile, nib.filebasedimages.ImageFileError) as exc:
+        raise CorruptFileError(f"{path}: NIfTI file is truncated or damaged ({exc})", path) from exc
+    if available < expected:
+        raise CorruptFileError(
+            f"{path}: NIfTI file is truncated ({available} of {expected} bytes)", path)
+
+
 def _modality_from_keys(reader) -> str:
     keys = set(reader.GetMetaDataKeys())
     for key in ("Modality", "modality"):
@@ -124,6 +146,8 @@ def _read_image_file(path: Path, fmt: str) -> Scan:
     except RuntimeError as exc:
         raise CorruptFileError(
             f"{path}: {fmt} file is truncated or damaged: {_first_line(exc)}", path) from exc
+    if fmt == "NIfTI":
+        _check_nifti_complete(path)
     if image.GetSize()[2] < 2:
         raise NotVolumeError(
             f"{path}: a single slice ({image.GetSize()[0]}x{image.GetSize()[1]}); a 3D volume "
