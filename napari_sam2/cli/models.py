@@ -64,7 +64,7 @@ def _download(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         bar = tqdm(total=entry.size_bytes or entry.approx_size_bytes, unit="B", unit_scale=True,
-                   unit_divisor=1024, desc=name, file=sys.stderr, disable=None)
+                   unit_divisor=1024, desc=name, file=sys.stderr)
 
         def progress(done: int, total, bar=bar) -> None:
             if total and bar.total != total:
