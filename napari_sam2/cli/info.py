@@ -39,7 +39,7 @@ def run(args) -> int:
         ("shape (z, y, x)", f"{scan.shape} {scan.array.dtype}"),
         ("spacing mm (z, y, x)", fmt(scan.spacing_mm)),
         ("origin mm (LPS x, y, z)", fmt(scan.origin_mm)),
-        ("direction (columns i, j, k)", "  ".join(fmt(r) for r in np.asarray(scan.direction))),
+        ("direction (columns i, j, k)", "  ".join(fmt(c) for c in np.asarray(scan.direction).T)),
         ("modality", scan.modality),
         ("series description", repr(scan.metadata.get("series_description", ""))),
         ("values", f"{scan.array.min()} .. {scan.array.max()}"),
