@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import os
 import re
+import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -155,11 +156,51 @@ def download_file(
 ) -> str:
     """Download ``url`` to ``dest`` via ``dest.part`` with resume, check size and sha256, move atomically.
 
-    Returns the file's sha256. Raises `DownloadError` (network), `ChecksumError` (wrong
-    bytes; the part file is removed) or `DownloadCancelled` (part file kept for resume).
+    Returns the file's sha256. Raises `DownloadError` (network, no disk space, the same file
+    being downloaded by another process), `ChecksumError` (wrong bytes; the part file is
+    removed) or `DownloadCancelled` (part file kept for resume).
     """
+    import filelock
+
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = dest.with_name(dest.name + ".lock")
+    lock = filelock.FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise DownloadError(
+            f"{dest.name} is being downloaded by another process (lock {lock_path}); "
+            "wait for it to finish, then try again"
+        ) from None
+    try:
+        return _download_locked(url, dest, size_bytes=size_bytes, sha256=sha256, progress=progress,
+                                cancel=cancel, retries=retries, timeout_s=timeout_s)
+    finally:
+        lock.release()
+
+
+def _check_free_space(folder: Path, needed_bytes: int) -> None:
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        raise DownloadError(
+            f"not enough free space in {folder}: the download needs {needed_bytes / 1e6:.1f} MB more, "
+            f"{free / 1e6:.1f} MB are free (set NAPARI_SAM2_HOME to use another disk)"
+        )
+
+
+def _download_locked(
+    url: str,
+    dest: Path,
+    *,
+    size_bytes: Optional[int],
+    sha256: Optional[str],
+    progress: Optional[ProgressCallback],
+    cancel: Optional[threading.Event],
+    retries: int,
+    timeout_s: float,
+) -> str:
+    """`download_file` once the per-file lock is held."""
     partial = _Partial(cache.part_path(dest))
     resumed = partial.path.exists()
     if resumed:
@@ -167,6 +208,8 @@ def download_file(
         if size_bytes is not None and partial.have > size_bytes:
             partial.restart()
             resumed = False
+    if size_bytes is not None:
+        _check_free_space(dest.parent, size_bytes - partial.have)
 
     failures = 0
     last_error: Optional[BaseException] = None
@@ -208,8 +251,8 @@ def download_file(
         got = f"{partial.have} bytes" if not size_ok else f"sha256 {digest}"
         if resumed:
             # The bytes kept from an earlier attempt may belong to another version: retry from zero once.
-            return download_file(url, dest, size_bytes=size_bytes, sha256=sha256, progress=progress,
-                                 cancel=cancel, retries=retries, timeout_s=timeout_s)
+            return _download_locked(url, dest, size_bytes=size_bytes, sha256=sha256, progress=progress,
+                                    cancel=cancel, retries=retries, timeout_s=timeout_s)
         raise ChecksumError(
             f"download of {url} is corrupt (got {got}, expected "
             f"{size_bytes if not size_ok else sha256}); the file was removed, nothing was cached"

@@ -155,3 +155,27 @@ def test_corrupt_cached_file_is_replaced_by_download_model(store, payload):
     assert download_model(MODEL).read_bytes() == payload
     assert json.loads((cache_dir() / "checkpoints" / "manifest.json").read_text())[path.name]["sha256"] \
         == sha256_hex(payload)
+
+
+def test_a_download_running_elsewhere_is_not_interleaved(store):
+    import filelock
+
+    final = checkpoint_path(MODEL_REGISTRY[MODEL].file_name)
+    final.parent.mkdir(parents=True)
+    holder = filelock.FileLock(str(final.with_name(final.name + ".lock")))
+    with holder:
+        with pytest.raises(DownloadError, match="another process"):
+            download_model(MODEL)
+    assert store.behaviour.requests == []
+    assert download_model(MODEL).exists()
+
+
+def test_not_enough_disk_space_fails_before_transferring(store, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10, 10, 0))
+    with pytest.raises(DownloadError, match="not enough free space"):
+        download_model(MODEL)
+    assert store.behaviour.requests == []
