@@ -1,0 +1,1 @@
+"""Building blocks of the streaming `VideoPredictor`: typed state, memory bank, feature cache, frame preprocessing."""

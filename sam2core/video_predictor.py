@@ -1,0 +1,541 @@
+"""Streaming SAM 2 video predictor: the official call shapes, bounded memory, frames fetched on demand.
+
+Works with any model exposing the official `SAM2Base` interface (`image_size`,
+`forward_image`, `_prepare_backbone_features`, `track_step`, `_encode_new_memory`,
+`_apply_non_overlapping_constraints`, `num_maskmem`, `max_obj_ptrs_in_encoder`, ...): our
+`sam2core` SAM2 model or the official one. Semantics follow `sam2==1.1.0`'s
+`SAM2VideoPredictor` (objects tracked one by one, prompts consolidated into memory when
+propagation starts), with three differences that change nothing the model can see:
+
+- frames are fetched from the source only when a frame is encoded, and image features live
+  in a small LRU cache (`feature_cache_size`) instead of all frames being loaded up front;
+- each object's memory bank keeps its conditioning frames and, around the frame just tracked
+  and around every conditioning frame, the outputs the model can still read (spatial memory
+  for `num_maskmem - 1` frames, object pointers for `max_obj_ptrs_in_encoder - 1` frames);
+  everything older is dropped, so memory stays flat however long the sequence;
+- outputs are yielded, not stored: the caller keeps the masks it wants.
+
+A consequence of the bound: a correction on a frame far (more than `max_obj_ptrs_in_encoder`
+frames) from both the last tracked frame and every prompted frame sees less history than the
+official predictor would give it (which keeps every frame's memory forever).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sam2core.errors import PromptError
+from sam2core.frames import FrameSource, LazyFrames, as_frame_source
+from sam2core.predictor.preprocess import ResizeMode, preprocess_frame
+from sam2core.predictor.state import (
+    FeatureCache,
+    FrameFeatures,
+    FrameOutput,
+    InferenceState,
+    ObjectState,
+    PendingOutput,
+)
+
+# Mask logit standing for "no object here" (same value as the official NO_OBJ_SCORE).
+NO_OBJ_SCORE = -1024.0
+
+PointsLike = Union[torch.Tensor, np.ndarray, Sequence[Sequence[float]]]
+
+
+class VideoPredictor:
+    """Track objects through a frame sequence with a SAM 2 model, from point/box/mask prompts.
+
+    `model`: a SAM 2 model in eval mode (its device is used). `feature_cache_size`: how many
+    frames' image features to keep (LRU). `non_overlap_masks`: keep only the highest-scoring
+    object at each output pixel. `add_all_frames_to_correct_as_cond`: a prompt on an
+    already-tracked frame makes it a conditioning frame (default True, so corrections steer
+    later propagation). `clear_non_cond_mem_around_input`: forget tracked memories around a
+    corrected frame. `resize_mode`: "pil" reproduces the official loader exactly (8-bit PIL
+    bicubic), "torch" resizes in float precision. `memory_dtype`: storage dtype of spatial
+    memories (bfloat16 like the official predictor). `autocast_dtype`: optional
+    `torch.autocast` dtype for the model (e.g. `torch.bfloat16`), off by default.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        feature_cache_size: int = 4,
+        non_overlap_masks: bool = False,
+        add_all_frames_to_correct_as_cond: bool = True,
+        clear_non_cond_mem_around_input: bool = False,
+        resize_mode: ResizeMode = "pil",
+        memory_dtype: torch.dtype = torch.bfloat16,
+        autocast_dtype: Optional[torch.dtype] = None,
+    ) -> None:
+        if feature_cache_size < 1:
+            raise ValueError(f"feature_cache_size must be at least 1, got {feature_cache_size}")
+        self.model = model
+        self.feature_cache_size = feature_cache_size
+        self.non_overlap_masks = non_overlap_masks
+        self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
+        self.clear_non_cond_mem_around_input = clear_non_cond_mem_around_input
+        self.resize_mode = resize_mode
+        self.memory_dtype = memory_dtype
+        self.autocast_dtype = autocast_dtype
+
+    # ------------------------------------------------------------------ model facts
+    @property
+    def image_size(self) -> int:
+        return int(self.model.image_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def _memory_stride(self) -> int:
+        return max(1, int(getattr(self.model, "memory_temporal_stride_for_eval", 1)))
+
+    def memory_window(self) -> int:
+        """How many frames away from the current frame the model reads spatial memories."""
+        num_maskmem = int(self.model.num_maskmem)
+        if num_maskmem <= 2:
+            return 1
+        return (num_maskmem - 2) * self._memory_stride + 1
+
+    def pointer_window(self) -> int:
+        """How many frames away from the current frame the model reads object pointers."""
+        if not getattr(self.model, "use_obj_ptrs_in_encoder", False):
+            return self.memory_window()
+        return max(self.memory_window(), int(self.model.max_obj_ptrs_in_encoder) - 1)
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
+
+    # ------------------------------------------------------------------ session
+    @torch.inference_mode()
+    def init_state(self, frames: Union[FrameSource, np.ndarray]) -> InferenceState:
+        """Start a session over `frames` (a `(T, 3, H, W)` tensor in [0, 1] or `LazyFrames`); loads nothing yet."""
+        source = as_frame_source(frames)
+        num_frames = len(source)
+        if num_frames == 0:
+            raise ValueError("frames is empty: a session needs at least one frame")
+        height = width = 0
+        if isinstance(source, torch.Tensor):
+            height, width = int(source.shape[-2]), int(source.shape[-1])
+        return InferenceState(
+            frames=source,
+            num_frames=num_frames,
+            video_height=height,
+            video_width=width,
+            device=self.device,
+            features=FeatureCache(self.feature_cache_size),
+        )
+
+    @torch.inference_mode()
+    def reset_state(self, state: InferenceState) -> None:
+        """Forget every object, prompt and memory (image features stay cached)."""
+        state.objects.clear()
+        state.last_object_scores.clear()
+
+    def last_object_scores(self, state: InferenceState) -> dict[Any, float]:
+        """Object-score logit of each object on the last yielded frame (> 0: present)."""
+        return dict(state.last_object_scores)
+
+    # ------------------------------------------------------------------ frames and features
+    def _fetch_frame(self, state: InferenceState, frame_idx: int) -> torch.Tensor:
+        frame = state.frames[frame_idx]
+        state.frames_fetched += 1
+        if not isinstance(frame, torch.Tensor):
+            frame = torch.as_tensor(np.asarray(frame), dtype=torch.float32)
+        if frame.ndim != 3 or frame.shape[0] != 3:
+            raise ValueError(f"frame {frame_idx} must be RGB (3, H, W); got shape {tuple(frame.shape)}")
+        height, width = int(frame.shape[-2]), int(frame.shape[-1])
+        if state.video_height == 0:
+            state.video_height, state.video_width = height, width
+        elif (height, width) != (state.video_height, state.video_width):
+            raise ValueError(f"frame {frame_idx} is {height}x{width} but earlier frames are "
+                             f"{state.video_height}x{state.video_width}: every frame must have the same size")
+        return frame
+
+    def _ensure_video_size(self, state: InferenceState, frame_idx: int) -> None:
+        if state.video_height == 0:
+            self._frame_features(state, frame_idx)
+
+    def _encode_frame(self, state: InferenceState, frame_idx: int) -> FrameFeatures:
+        image = preprocess_frame(self._fetch_frame(state, frame_idx), self.image_size, state.device,
+                                 self.resize_mode)
+        with self._autocast():
+            backbone_out = self.model.forward_image(image)
+            _, vision_feats, vision_pos_embeds, feat_sizes = self.model._prepare_backbone_features(backbone_out)
+        return FrameFeatures(list(vision_feats), list(vision_pos_embeds), [tuple(s) for s in feat_sizes])
+
+    def _frame_features(self, state: InferenceState, frame_idx: int) -> FrameFeatures:
+        return state.features.get_or_compute(frame_idx, lambda i: self._encode_frame(state, i))
+
+    # ------------------------------------------------------------------ objects
+    def _object(self, state: InferenceState, obj_id: Any) -> ObjectState:
+        obj = state.find(obj_id)
+        if obj is None:
+            obj = ObjectState(obj_id=obj_id)
+            state.objects.append(obj)
+        return obj
+
+    def _check_frame_idx(self, state: InferenceState, frame_idx: int) -> int:
+        if isinstance(frame_idx, bool) or not isinstance(frame_idx, (int, np.integer)):
+            raise PromptError(f"frame_idx must be an integer, got {frame_idx!r}")
+        if not 0 <= int(frame_idx) < state.num_frames:
+            raise PromptError(f"frame {frame_idx} does not exist: the session has frames 0..{state.num_frames - 1}")
+        return int(frame_idx)
+
+    # ------------------------------------------------------------------ one tracking step
+    def _shared_pos_enc(self, state: InferenceState, pos_enc: Optional[list[torch.Tensor]]):
+        """The memory positional encoding is the same on every frame: keep one copy."""
+        if pos_enc is None:
+            return None
+        if state.maskmem_pos_enc is None:
+            state.maskmem_pos_enc = [x[0:1].clone() for x in pos_enc]
+        return [x.expand(pos_enc[0].size(0), -1, -1, -1) for x in state.maskmem_pos_enc]
+
+    def _memory_frames_read(self, frame_idx: int, reverse: bool) -> set[int]:
+        """Frames whose spatial memory `track_step` reads as non-conditioning memories of `frame_idx`."""
+        stride, frames = self._memory_stride, set()
+        num_maskmem = int(self.model.num_maskmem)
+        for t_pos in range(1, num_maskmem):
+            t_rel = num_maskmem - t_pos
+            if t_rel == 1:
+                frames.add(frame_idx + 1 if reverse else frame_idx - 1)
+            elif not reverse:
+                frames.add(((frame_idx - 2) // stride) * stride - (t_rel - 2) * stride)
+            else:
+                frames.add(-(-(frame_idx + 2) // stride) * stride + (t_rel - 2) * stride)
+        return frames
+
+    def _memory_view(self, obj: ObjectState, frame_idx: int, reverse: bool) -> dict:
+        """The bank as `track_step` reads it; pointer-only outputs are hidden where it would read spatial memory."""
+        view = obj.bank.as_output_dict()
+        hidden = [t for t in self._memory_frames_read(frame_idx, reverse)
+                  if t in obj.bank.non_cond and not obj.bank.non_cond[t].has_memory]
+        if hidden:
+            view["non_cond_frame_outputs"] = {t: out for t, out in obj.bank.non_cond.items() if t not in hidden}
+        return view
+
+    def _track_one(
+        self,
+        state: InferenceState,
+        obj: ObjectState,
+        frame_idx: int,
+        is_init_cond_frame: bool,
+        point_inputs: Optional[dict] = None,
+        mask_inputs: Optional[torch.Tensor] = None,
+        reverse: bool = False,
+        run_mem_encoder: bool = True,
+        prev_sam_mask_logits: Optional[torch.Tensor] = None,
+    ) -> FrameOutput:
+        feats = self._frame_features(state, frame_idx)
+        with self._autocast():
+            out = self.model.track_step(
+                frame_idx=frame_idx,
+                is_init_cond_frame=is_init_cond_frame,
+                current_vision_feats=feats.vision_feats,
+                current_vision_pos_embeds=feats.vision_pos_embeds,
+                feat_sizes=feats.feat_sizes,
+                point_inputs=point_inputs,
+                mask_inputs=mask_inputs,
+                output_dict=self._memory_view(obj, frame_idx, reverse),
+                num_frames=state.num_frames,
+                track_in_reverse=reverse,
+                run_mem_encoder=run_mem_encoder,
+                prev_sam_mask_logits=prev_sam_mask_logits,
+            )
+        maskmem_features = out["maskmem_features"]
+        if maskmem_features is not None:
+            maskmem_features = maskmem_features.to(self.memory_dtype)
+        return FrameOutput(
+            pred_masks=out["pred_masks"].float(),
+            obj_ptr=out["obj_ptr"],
+            object_score_logits=out["object_score_logits"],
+            maskmem_features=maskmem_features,
+            maskmem_pos_enc=self._shared_pos_enc(state, out["maskmem_pos_enc"]),
+        )
+
+    def _encode_memory(self, state: InferenceState, frame_idx: int, output: FrameOutput) -> None:
+        """Run the memory encoder on a prompted frame's output (its mask treated as user-given)."""
+        feats = self._frame_features(state, frame_idx)
+        high_res_masks = F.interpolate(output.pred_masks.to(state.device), size=(self.image_size, self.image_size),
+                                       mode="bilinear", align_corners=False)
+        with self._autocast():
+            maskmem_features, maskmem_pos_enc = self.model._encode_new_memory(
+                current_vision_feats=feats.vision_feats,
+                feat_sizes=feats.feat_sizes,
+                pred_masks_high_res=high_res_masks,
+                object_score_logits=output.object_score_logits,
+                is_mask_from_pts=True,
+            )
+        output.maskmem_features = maskmem_features.to(self.memory_dtype)
+        output.maskmem_pos_enc = self._shared_pos_enc(state, maskmem_pos_enc)
+
+    # ------------------------------------------------------------------ outputs
+    def _to_video_res(self, state: InferenceState, masks: torch.Tensor) -> torch.Tensor:
+        """(N, 1, h, w) logits → (N, 1, H, W) at frame resolution, non-overlap applied if asked."""
+        masks = masks.to(state.device)
+        if tuple(masks.shape[-2:]) != (state.video_height, state.video_width):
+            masks = F.interpolate(masks, size=(state.video_height, state.video_width), mode="bilinear",
+                                  align_corners=False)
+        if self.non_overlap_masks:
+            masks = self.model._apply_non_overlapping_constraints(masks)
+        return masks
+
+    def _consolidated_masks(self, state: InferenceState, frame_idx: int, is_cond: bool) -> torch.Tensor:
+        """Every object's current mask on a frame (pending prompt output first), at frame resolution."""
+        size = (state.video_height, state.video_width)
+        consolidated = torch.full((len(state.objects), 1, *size), NO_OBJ_SCORE, dtype=torch.float32,
+                                  device=state.device)
+        for index, obj in enumerate(state.objects):
+            pending = obj.pending.get(frame_idx)
+            out = pending.output if pending is not None and pending.is_cond == is_cond else obj.bank.get(frame_idx)
+            if out is None or out.pred_masks is None:
+                continue
+            mask = out.pred_masks.to(state.device)
+            if tuple(mask.shape[-2:]) != size:
+                mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
+            consolidated[index:index + 1] = mask
+        return self._to_video_res(state, consolidated)
+
+    # ------------------------------------------------------------------ prompts
+    def _prompt_kind(self, obj: ObjectState, frame_idx: int) -> tuple[bool, bool, bool]:
+        """(is_init_cond_frame, reverse, is_cond) for a prompt on `frame_idx`, as the official predictor decides."""
+        is_init_cond_frame = frame_idx not in obj.tracked_reverse
+        reverse = False if is_init_cond_frame else obj.tracked_reverse[frame_idx]
+        is_cond = is_init_cond_frame or self.add_all_frames_to_correct_as_cond
+        return is_init_cond_frame, reverse, is_cond
+
+    @staticmethod
+    def _as_points(points: Optional[PointsLike], labels: Optional[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        if (points is None) != (labels is None):
+            raise PromptError("points and labels must be given together (one label per point)")
+        if points is None:
+            return torch.zeros(0, 2, dtype=torch.float32), torch.zeros(0, dtype=torch.int32)
+        points_t = torch.as_tensor(np.asarray(points, dtype=np.float32)) if not isinstance(points, torch.Tensor) \
+            else points.detach().float().cpu()
+        labels_t = torch.as_tensor(np.asarray(labels, dtype=np.int32)) if not isinstance(labels, torch.Tensor) \
+            else labels.detach().to(torch.int32).cpu()
+        if points_t.ndim == 3 and points_t.shape[0] == 1:
+            points_t = points_t[0]
+        if labels_t.ndim == 2 and labels_t.shape[0] == 1:
+            labels_t = labels_t[0]
+        if points_t.ndim != 2 or points_t.shape[-1] != 2:
+            raise PromptError(f"points must be (N, 2) as (x, y); got shape {tuple(points_t.shape)}")
+        if labels_t.ndim != 1 or labels_t.shape[0] != points_t.shape[0]:
+            raise PromptError(f"labels must be (N,) matching {points_t.shape[0]} points; got shape {tuple(labels_t.shape)}")
+        if not torch.isfinite(points_t).all():
+            raise PromptError("points contain NaN or infinite coordinates")
+        return points_t, labels_t
+
+    @torch.inference_mode()
+    def add_new_points_or_box(
+        self,
+        state: InferenceState,
+        frame_idx: int,
+        obj_id: Any,
+        points: Optional[PointsLike] = None,
+        labels: Optional[Any] = None,
+        clear_old_points: bool = True,
+        normalize_coords: bool = True,
+        box: Optional[Any] = None,
+    ) -> tuple[int, list[Any], torch.Tensor]:
+        """Prompt `obj_id` on a frame with clicks and/or a box; returns (frame_idx, obj_ids, (N, 1, H, W) logits).
+
+        Points are `(x, y)` frame pixels (or [0, 1] fractions with `normalize_coords=False`),
+        labels 1 positive / 0 negative, box `(x0, y0, x1, y1)` in the same units.
+        """
+        frame_idx = self._check_frame_idx(state, frame_idx)
+        if obj_id is None:
+            raise PromptError("obj_id must not be None")
+        points_t, labels_t = self._as_points(points, labels)
+        if box is None and points_t.shape[0] == 0:
+            raise PromptError(f"no prompt for object {obj_id!r} on frame {frame_idx}: give at least one point or a box")
+        if box is not None:
+            if not clear_old_points:
+                raise PromptError("a box must come before any click: use clear_old_points=True with a box")
+            box_t = torch.as_tensor(np.asarray(box, dtype=np.float32)).reshape(-1)
+            if box_t.numel() != 4 or not torch.isfinite(box_t).all():
+                raise PromptError(f"box must be 4 finite numbers (x0, y0, x1, y1); got {box!r}")
+            if box_t[2] <= box_t[0] or box_t[3] <= box_t[1]:
+                raise PromptError(f"box {box_t.tolist()} is empty: need x1 > x0 and y1 > y0")
+            points_t = torch.cat([box_t.reshape(2, 2), points_t], dim=0)
+            labels_t = torch.cat([torch.tensor([2, 3], dtype=torch.int32), labels_t], dim=0)
+
+        self._ensure_video_size(state, frame_idx)
+        if normalize_coords:
+            limit = torch.tensor([state.video_width, state.video_height], dtype=torch.float32)
+        else:
+            limit = torch.ones(2)
+        if (points_t < 0).any() or (points_t > limit).any():
+            raise PromptError(f"prompt coordinates {points_t.tolist()} fall outside frame {frame_idx} "
+                              f"(width {state.video_width}, height {state.video_height})")
+        obj = self._object(state, obj_id)
+        if normalize_coords:
+            points_t = points_t / limit
+        points_t = (points_t * self.image_size)[None].to(state.device)
+        labels_t = labels_t[None].to(state.device)
+        old = obj.point_inputs.get(frame_idx) if not clear_old_points else None
+        if old is not None:
+            points_t = torch.cat([old["point_coords"], points_t], dim=1)
+            labels_t = torch.cat([old["point_labels"], labels_t], dim=1)
+        point_inputs = {"point_coords": points_t, "point_labels": labels_t}
+        obj.point_inputs[frame_idx] = point_inputs
+        obj.mask_inputs.pop(frame_idx, None)
+
+        is_init_cond_frame, reverse, is_cond = self._prompt_kind(obj, frame_idx)
+        pending = obj.pending.get(frame_idx)
+        prev_out = pending.output if pending is not None and pending.is_cond == is_cond else obj.bank.get(frame_idx)
+        prev_logits = None
+        if prev_out is not None and prev_out.pred_masks is not None:
+            prev_logits = torch.clamp(prev_out.pred_masks.to(state.device), -32.0, 32.0)
+        output = self._track_one(state, obj, frame_idx, is_init_cond_frame, point_inputs=point_inputs,
+                                 reverse=reverse, run_mem_encoder=False, prev_sam_mask_logits=prev_logits)
+        obj.pending[frame_idx] = PendingOutput(output, is_cond)
+        return frame_idx, state.obj_ids, self._consolidated_masks(state, frame_idx, is_cond)
+
+    @torch.inference_mode()
+    def add_new_mask(self, state: InferenceState, frame_idx: int, obj_id: Any,
+                     mask: Union[torch.Tensor, np.ndarray]) -> tuple[int, list[Any], torch.Tensor]:
+        """Prompt `obj_id` on a frame with a `(H, W)` mask; returns (frame_idx, obj_ids, (N, 1, H, W) logits)."""
+        frame_idx = self._check_frame_idx(state, frame_idx)
+        if obj_id is None:
+            raise PromptError("obj_id must not be None")
+        mask_t = mask if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
+        if mask_t.ndim != 2:
+            raise PromptError(f"mask must be 2D (H, W); got shape {tuple(mask_t.shape)}")
+        self._ensure_video_size(state, frame_idx)
+        obj = self._object(state, obj_id)
+        mask_inputs = mask_t.bool()[None, None].float().to(state.device)
+        if tuple(mask_inputs.shape[-2:]) != (self.image_size, self.image_size):
+            mask_inputs = F.interpolate(mask_inputs, size=(self.image_size, self.image_size), align_corners=False,
+                                        mode="bilinear", antialias=True)
+            mask_inputs = (mask_inputs >= 0.5).float()
+        obj.mask_inputs[frame_idx] = mask_inputs
+        obj.point_inputs.pop(frame_idx, None)
+        is_init_cond_frame, reverse, is_cond = self._prompt_kind(obj, frame_idx)
+        output = self._track_one(state, obj, frame_idx, is_init_cond_frame, mask_inputs=mask_inputs,
+                                 reverse=reverse, run_mem_encoder=False)
+        obj.pending[frame_idx] = PendingOutput(output, is_cond)
+        return frame_idx, state.obj_ids, self._consolidated_masks(state, frame_idx, is_cond)
+
+    @torch.inference_mode()
+    def clear_all_prompts_in_frame(self, state: InferenceState, frame_idx: int, obj_id: Any,
+                                   need_output: bool = True):
+        """Remove an object's prompts on a frame (its output there becomes an ordinary tracked one)."""
+        frame_idx = self._check_frame_idx(state, frame_idx)
+        obj = state.find(obj_id)
+        if obj is None:
+            raise PromptError(f"unknown object {obj_id!r}; known objects: {state.obj_ids}")
+        obj.point_inputs.pop(frame_idx, None)
+        obj.mask_inputs.pop(frame_idx, None)
+        obj.pending.pop(frame_idx, None)
+        out = obj.bank.cond.pop(frame_idx, None)
+        if out is not None:
+            obj.bank.non_cond[frame_idx] = out
+            obj.tracked_reverse.pop(frame_idx, None)
+        if not need_output:
+            return None
+        is_cond = any(o.pending.get(frame_idx) is not None and o.pending[frame_idx].is_cond for o in state.objects)
+        return frame_idx, state.obj_ids, self._consolidated_masks(state, frame_idx, is_cond)
+
+    @torch.inference_mode()
+    def remove_object(self, state: InferenceState, obj_id: Any, strict: bool = False, need_output: bool = True):
+        """Forget one object; returns (obj_ids, [(frame_idx, masks) of frames it was prompted on])."""
+        obj = state.find(obj_id)
+        if obj is None:
+            if strict:
+                raise PromptError(f"cannot remove unknown object {obj_id!r}; known objects: {state.obj_ids}")
+            return state.obj_ids, []
+        prompted = sorted(set(obj.point_inputs) | set(obj.mask_inputs))
+        state.objects.remove(obj)
+        state.last_object_scores.pop(obj_id, None)
+        updated = []
+        if need_output and state.objects:
+            for frame_idx in prompted:
+                is_cond = any(o.pending.get(frame_idx) is not None and o.pending[frame_idx].is_cond
+                              for o in state.objects)
+                updated.append((frame_idx, self._consolidated_masks(state, frame_idx, is_cond)))
+        return state.obj_ids, updated
+
+    # ------------------------------------------------------------------ propagation
+    def _clear_memory_around(self, obj: ObjectState, frame_idx: int) -> None:
+        reach = self._memory_stride * int(self.model.num_maskmem)
+        for t in range(frame_idx - reach, frame_idx + reach + 1):
+            obj.bank.non_cond.pop(t, None)
+
+    def _preflight(self, state: InferenceState) -> None:
+        """Encode prompted outputs into memory and move them into each object's bank."""
+        if not state.objects:
+            raise PromptError("no object has a prompt yet: add points, a box or a mask before propagating")
+        for obj in state.objects:
+            for is_cond in (False, True):
+                for frame_idx, pending in list(obj.pending.items()):
+                    if pending.is_cond != is_cond:
+                        continue
+                    if pending.output.maskmem_features is None:
+                        self._encode_memory(state, frame_idx, pending.output)
+                    (obj.bank.cond if is_cond else obj.bank.non_cond)[frame_idx] = pending.output
+                    if self.clear_non_cond_mem_around_input:
+                        self._clear_memory_around(obj, frame_idx)
+            obj.pending.clear()
+            if not obj.bank.cond:
+                raise PromptError(f"object {obj.obj_id!r} has no prompt on any frame: prompt it or remove it")
+            for frame_idx in obj.bank.cond:
+                obj.bank.non_cond.pop(frame_idx, None)
+
+    def _evict(self, obj: ObjectState, frame_idx: int) -> None:
+        obj.bank.evict([frame_idx], self.memory_window(), self.pointer_window())
+
+    @torch.inference_mode()
+    def propagate_in_video(
+        self,
+        state: InferenceState,
+        start_frame_idx: Optional[int] = None,
+        max_frame_num_to_track: Optional[int] = None,
+        reverse: bool = False,
+    ) -> Iterator[tuple[int, list[Any], torch.Tensor]]:
+        """Track every object frame by frame; yields (frame_idx, obj_ids, (N, 1, H, W) mask logits).
+
+        Stops where the consumer stops iterating; every yielded frame is fully recorded first,
+        so the session stays consistent and can be resumed or corrected.
+        """
+        self._preflight(state)
+        num_frames = state.num_frames
+        if start_frame_idx is None:
+            start_frame_idx = min(t for obj in state.objects for t in obj.bank.cond)
+        start_frame_idx = self._check_frame_idx(state, start_frame_idx)
+        if max_frame_num_to_track is None:
+            max_frame_num_to_track = num_frames
+        if reverse:
+            end_frame_idx = max(start_frame_idx - max_frame_num_to_track, 0)
+            order = range(start_frame_idx, end_frame_idx - 1, -1) if start_frame_idx > 0 else range(0)
+        else:
+            end_frame_idx = min(start_frame_idx + max_frame_num_to_track, num_frames - 1)
+            order = range(start_frame_idx, end_frame_idx + 1)
+
+        for frame_idx in order:
+            masks, scores = [], {}
+            for obj in state.objects:
+                out = obj.bank.cond.get(frame_idx)
+                if out is not None:
+                    if self.clear_non_cond_mem_around_input:
+                        self._clear_memory_around(obj, frame_idx)
+                else:
+                    out = self._track_one(state, obj, frame_idx, is_init_cond_frame=False, reverse=reverse,
+                                          run_mem_encoder=True)
+                    obj.bank.non_cond[frame_idx] = out
+                obj.tracked_reverse[frame_idx] = reverse
+                masks.append(out.pred_masks.to(state.device))
+                scores[obj.obj_id] = float(out.object_score_logits.reshape(-1)[0])
+            for obj in state.objects:
+                self._evict(obj, frame_idx)
+            video_res_masks = self._to_video_res(state, torch.cat(masks, dim=0))
+            state.last_object_scores = scores
+            yield frame_idx, state.obj_ids, video_res_masks
