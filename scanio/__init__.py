@@ -13,6 +13,7 @@ from scanio.errors import (
     NotAScanError,
     NotVolumeError,
     OutputExistsError,
+    ReadCancelledError,
     ScanIOError,
     ScanNotFoundError,
     SeriesNotFoundError,
@@ -31,5 +32,5 @@ __all__ = [
     "ScanIOError", "ScanNotFoundError", "UnknownFormatError", "NotAScanError",
     "EmptyFolderError", "CorruptFileError", "NotVolumeError", "MixedSeriesError",
     "MultipleSeriesError", "SeriesNotFoundError", "IrregularGeometryError", "LabelsError",
-    "OutputExistsError", "UnsupportedOutputError",
+    "OutputExistsError", "UnsupportedOutputError", "ReadCancelledError",
 ]

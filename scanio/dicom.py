@@ -13,7 +13,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from scanio.errors import (
     MultipleSeriesError,
     NotAScanError,
     NotVolumeError,
+    ReadCancelledError,
     SeriesNotFoundError,
 )
 from scanio.scan import DicomSource, Scan, SeriesInfo
@@ -33,6 +34,22 @@ from scanio.scan import DicomSource, Scan, SeriesInfo
 SPACING_RTOL = 0.01
 TILT_PIXEL_FRACTION = 0.1
 _SKIP_NAMES = {"DICOMDIR"}
+
+
+@dataclass
+class ReadOptions:
+    """How to read: irregular geometry policy, progress callback `(done, total)`, cancel event."""
+
+    irregular: str = "resample"
+    progress: Optional[Callable[[int, int], None]] = None
+    cancel: Optional[object] = None  # anything with is_set(), e.g. threading.Event
+
+    def step(self, done: int, total: int, where) -> None:
+        """Report progress; raise `ReadCancelledError` when cancelled."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise ReadCancelledError(f"{where}: reading cancelled", where)
+        if self.progress is not None:
+            self.progress(done, total)
 
 
 @dataclass
@@ -351,13 +368,15 @@ def _decode_file(path: str) -> tuple[np.ndarray, bool]:
         return (arr[None] if arr.ndim == 2 else arr), True
 
 
-def load_pixels(frames: list[_Frame]) -> np.ndarray:
+def load_pixels(frames: list[_Frame], opts: Optional[ReadOptions] = None) -> np.ndarray:
     """Pixel stack `(n, rows, cols)` in modality units (HU for CT), frame k from frames[k]."""
     integral = all(float(f.slope).is_integer() and float(f.intercept).is_integer() for f in frames)
     out = np.empty((len(frames), frames[0].rows, frames[0].cols),
                    dtype=np.int32 if integral else np.float32)
     cache: dict[str, tuple[np.ndarray, bool]] = {}
+    opts = opts or ReadOptions()
     for k, fr in enumerate(frames):
+        opts.step(k, len(frames), fr.file)
         if fr.file not in cache:
             cache.clear()  # frames of one file are usually consecutive; keep memory flat
             cache[fr.file] = _decode_file(fr.file)
@@ -373,6 +392,7 @@ def load_pixels(frames: list[_Frame]) -> np.ndarray:
             out[k] = plane.astype(np.int32) * int(fr.slope) + int(fr.intercept)
         else:
             out[k] = plane.astype(np.float64) * fr.slope + fr.intercept
+    opts.step(len(frames), len(frames), frames[-1].file)
     if integral:
         lo, hi = (int(out.min()), int(out.max())) if out.size else (0, 0)
         for dtype in (np.int16, np.uint16):
@@ -447,19 +467,20 @@ def _metadata(ds, path: Path, uid: str, num_files: int) -> dict:
 
 
 def read_frames(where: Path, members: Sequence[tuple[Path, object]], uid: str,
-                irregular: str = "resample") -> Scan:
+                opts: Optional[ReadOptions] = None) -> Scan:
     """A Scan from the DICOM files `members` (one series, or one multi-frame file)."""
+    opts = opts or ReadOptions()
     frames: list[_Frame] = []
     for path, ds in members:
         frames.extend(frames_of(path, ds))
     geo = check_and_sort(frames, where)
     first_ds = members[0][1]
     meta = _metadata(first_ds, where, uid, len(members))
-    if geo.problems and irregular == "error":
+    if geo.problems and opts.irregular == "error":
         raise IrregularGeometryError(
             f"{where}: irregular slice geometry: {'; '.join(geo.problems)}. Read with "
             "irregular='resample' to resample onto a regular grid", where)
-    stack = load_pixels(geo.frames)
+    stack = load_pixels(geo.frames, opts)
     first = geo.frames[0]
     regularized = bool(geo.problems)
     if regularized:
@@ -487,7 +508,7 @@ def read_frames(where: Path, members: Sequence[tuple[Path, object]], uid: str,
 
 
 def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
-                      irregular: str = "resample") -> Scan:
+                      opts: Optional[ReadOptions] = None) -> Scan:
     """Read one DICOM series from a folder (the only one, or `series_uid`)."""
     groups, ignored = scan_folder(folder)
     if series_uid is None:
@@ -510,13 +531,13 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
         from scanio.dicom_seg import read_seg
 
         return read_seg(members[0][0])
-    scan = read_frames(folder, members, uid, irregular)
+    scan = read_frames(folder, members, uid, opts)
     if ignored:
         scan.metadata["ignored_files"] = ignored
     return scan
 
 
-def read_dicom_file(path: Path, ds, irregular: str = "resample") -> Scan:
+def read_dicom_file(path: Path, ds, opts: Optional[ReadOptions] = None) -> Scan:
     """Read a DICOM file: multi-frame as its own volume, a single slice with its series siblings."""
     if str(ds.get("Modality", "")) == "SEG":
         from scanio.dicom_seg import read_seg
@@ -531,7 +552,7 @@ def read_dicom_file(path: Path, ds, irregular: str = "resample") -> Scan:
             f"SOP class {ds.get('SOPClassUID', '?')})", path)
     uid = str(ds.get("SeriesInstanceUID", "") or "")
     if _num_frames(ds) > 1:
-        return read_frames(path, [(path, ds)], uid, irregular)
+        return read_frames(path, [(path, ds)], uid, opts)
     siblings = []
     for other in sorted(path.parent.iterdir()):
         if other.is_file() and not other.name.startswith(".") and other.name not in _SKIP_NAMES:
@@ -543,7 +564,7 @@ def read_dicom_file(path: Path, ds, irregular: str = "resample") -> Scan:
         raise NotVolumeError(
             f"{path}: a single 2D DICOM slice with no other slices of its series beside it; "
             "a 3D volume is needed", path)
-    scan = read_frames(path.parent, siblings, uid, irregular)
+    scan = read_frames(path.parent, siblings, uid, opts)
     scan.metadata["warnings"].append(
         f"{path} is one slice: read its whole series ({len(siblings)} files) from {path.parent}")
     return scan

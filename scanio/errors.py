@@ -70,3 +70,7 @@ class OutputExistsError(ScanIOError, FileExistsError):
 
 class UnsupportedOutputError(ScanIOError):
     """The requested output cannot be made (e.g. DICOM SEG for a scan not read from DICOM)."""
+
+
+class ReadCancelledError(ScanIOError):
+    """Reading was cancelled through the `cancel` event."""

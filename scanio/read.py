@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -35,30 +35,35 @@ def suffix_of(path: Path) -> str:
     return path.suffix.lower()
 
 
-def read_scan(path, series_uid: Optional[str] = None, *, irregular: str = "resample") -> Scan:
+def read_scan(path, series_uid: Optional[str] = None, *, irregular: str = "resample",
+              progress: Optional[Callable[[int, int], None]] = None,
+              cancel: Optional[object] = None) -> Scan:
     """Read a 3D scan with its exact geometry (see `Scan`).
 
     `path`: a folder holding a DICOM series (searched recursively; `series_uid` chooses when
     there are several), a DICOM file (multi-frame, or one slice of a series beside it), or a
     NIfTI / NRRD / MetaImage file. `irregular`: what to do with non-uniform spacing, missing
     slices or gantry tilt in DICOM: "resample" onto a regular grid with a warning (recorded in
-    `scan.metadata["warnings"]`), or "error" (`IrregularGeometryError`).
+    `scan.metadata["warnings"]`), or "error" (`IrregularGeometryError`). `progress(done,
+    total)` is called as DICOM slices are decoded; setting `cancel` (a `threading.Event`)
+    stops reading with `ReadCancelledError`.
     """
     from scanio import dicom
 
     if irregular not in ("resample", "error"):
         raise ValueError(f"irregular must be 'resample' or 'error', got {irregular!r}")
+    opts = dicom.ReadOptions(irregular=irregular, progress=progress, cancel=cancel)
     path = Path(path).expanduser()
     if not path.exists():
         raise ScanNotFoundError(f"{path}: no such file or folder", path)
     if path.is_dir():
-        return dicom.read_dicom_folder(path, series_uid, irregular)
+        return dicom.read_dicom_folder(path, series_uid, opts)
     suffix = suffix_of(path)
     if suffix in IMAGE_FORMATS:
         return _read_image_file(path, IMAGE_FORMATS[suffix])
     ds = dicom.read_header(path)
     if ds is not None:
-        return dicom.read_dicom_file(path, ds, irregular)
+        return dicom.read_dicom_file(path, ds, opts)
     if suffix in DICOM_SUFFIXES:
         raise NotAScanError(f"{path}: not a DICOM file (and no known image extension)", path)
     raise UnknownFormatError(

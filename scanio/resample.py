@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Union
 
-import numpy as np
-
 from scanio.scan import Scan
 
 

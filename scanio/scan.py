@@ -42,7 +42,7 @@ class SeriesInfo:
         )
 
 
-@dataclass
+@dataclass(eq=False)
 class Scan:
     """A 3D scan: `array` `(z, y, x)` exactly as `SimpleITK.GetArrayFromImage` gives, plus geometry.
 

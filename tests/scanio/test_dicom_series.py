@@ -177,3 +177,30 @@ def test_regular_series_records_no_warnings(tmp_path, dicom_factory):
         warnings.simplefilter("error")
         scan = scanio.read_scan(tmp_path)
     assert scan.metadata["warnings"] == []
+
+
+def test_progress_is_reported_and_cancel_stops_reading(tmp_path, dicom_factory):
+    import threading
+
+    dicom_factory.write_series(tmp_path, _volume(n=4))
+    calls = []
+    scanio.read_scan(tmp_path, progress=lambda done, total: calls.append((done, total)))
+    assert calls[0] == (0, 4) and calls[-1] == (4, 4)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(scanio.ReadCancelledError, match=str(tmp_path)):
+        scanio.read_scan(tmp_path, cancel=cancel)
+
+
+def test_gdcm_fallback_when_pydicom_cannot_decode(tmp_path, dicom_factory, monkeypatch):
+    import pydicom
+
+    vol = _volume(n=3)
+    dicom_factory.write_series(tmp_path, vol, slope=[1.0, 2.0, 1.0], intercept=[-1024.0, -7.0, 0.0])
+    expected = scanio.read_scan(tmp_path).array
+
+    def no_codec(self):
+        raise NotImplementedError("no pixel data handler")
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(no_codec))
+    assert np.array_equal(scanio.read_scan(tmp_path).array, expected)
