@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from sam2core.store.registry import ModelEntry, get_entry
 ProgressCallback = Callable[[int, Optional[int]], None]  # (done_bytes, total_bytes or None)
 
 _CHUNK_BYTES = 1 << 20
+_RETRY_PAUSE_S = 0.5  # times the number of consecutive failed attempts
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -216,6 +218,7 @@ def _download_locked(
     while True:
         _check_cancel(cancel)
         total: Optional[int] = None
+        had = partial.have
         try:
             total = _transfer_once(url, partial, size_bytes, progress, cancel, timeout_s)
         except ChecksumError:
@@ -235,7 +238,9 @@ def _download_locked(
             break
         if total is not None and partial.have > total:
             partial.restart()
-        failures += 1
+        # Retries count consecutive attempts without progress: a flaky link that keeps
+        # delivering bytes is resumed for as long as it takes.
+        failures = 1 if partial.have > had else failures + 1
         if failures > retries:
             reason = f": {last_error}" if last_error else f" after {partial.have} of {total} bytes"
             raise DownloadError(
@@ -243,12 +248,16 @@ def _download_locked(
                 f"{partial.have} bytes are kept in {partial.path} and the next download resumes them"
             ) from last_error
         last_error = None
+        if cancel is not None:
+            cancel.wait(_RETRY_PAUSE_S * failures)
+        else:
+            time.sleep(_RETRY_PAUSE_S * failures)
 
     digest = partial.hasher.hexdigest()
     size_ok = size_bytes is None or partial.have == size_bytes
     if not size_ok or (sha256 is not None and digest != sha256.lower()):
-        partial.restart()
         got = f"{partial.have} bytes" if not size_ok else f"sha256 {digest}"
+        partial.restart()
         if resumed:
             # The bytes kept from an earlier attempt may belong to another version: retry from zero once.
             return _download_locked(url, dest, size_bytes=size_bytes, sha256=sha256, progress=progress,

@@ -36,6 +36,7 @@ def store(tmp_path, monkeypatch, payload):
     """An isolated cache, the registry entry pinned to the generated payload, and a local server."""
     monkeypatch.setenv("NAPARI_SAM2_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("NAPARI_SAM2_OFFLINE", raising=False)
+    monkeypatch.setattr("sam2core.store.download._RETRY_PAUSE_S", 0.01)
     entry = MODEL_REGISTRY[MODEL]
     monkeypatch.setitem(MODEL_REGISTRY, MODEL, dataclasses.replace(
         entry, size_bytes=len(payload), approx_size_bytes=len(payload), sha256=sha256_hex(payload)))
@@ -179,3 +180,10 @@ def test_not_enough_disk_space_fails_before_transferring(store, monkeypatch):
     with pytest.raises(DownloadError, match="not enough free space"):
         download_model(MODEL)
     assert store.behaviour.requests == []
+
+
+def test_a_link_that_keeps_dropping_but_progresses_is_resumed_to_the_end(store, payload):
+    store.behaviour.cut_after, store.behaviour.cuts = 40_000, 4  # more cuts than retries
+    path = download_model(MODEL, retries=1)
+    assert path.read_bytes() == payload
+    assert len(store.behaviour.requests) == 5
