@@ -33,6 +33,8 @@ from scanio.scan import DicomSource, Scan, SeriesInfo
 # Relative tolerance on slice spacing, and in-plane drift (fraction of a pixel) counted as tilt.
 SPACING_RTOL = 0.01
 TILT_PIXEL_FRACTION = 0.1
+# A gap wider than this many slice spacings is not interpolated over (two stacks in one series?).
+MAX_GAP_SLICES = 10
 _SKIP_NAMES = {"DICOMDIR"}
 
 
@@ -192,6 +194,13 @@ def _floats(value, n: int, what: str, path) -> np.ndarray:
     return arr
 
 
+def _orientation(iop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column directions made exactly orthonormal (DS strings round them)."""
+    row = iop[:3] / np.linalg.norm(iop[:3])
+    col = iop[3:] - (iop[3:] @ row) * row
+    return row, col / np.linalg.norm(col)
+
+
 def _rescale(item) -> tuple[float, float]:
     slope = item.get("RescaleSlope", None)
     intercept = item.get("RescaleIntercept", None)
@@ -210,7 +219,7 @@ def _frames_of_classic(path: Path, ds) -> list[_Frame]:
     return [_Frame(
         file=str(path), frame=0,
         position=_floats(ds.ImagePositionPatient, 3, "ImagePositionPatient", path),
-        row_dir=iop[:3], col_dir=iop[3:],
+        row_dir=_orientation(iop)[0], col_dir=_orientation(iop)[1],
         spacing_yx=tuple(_floats(ds.PixelSpacing, 2, "PixelSpacing", path)),
         rows=int(ds.Rows), cols=int(ds.Columns), slope=slope, intercept=intercept,
     )]
@@ -244,7 +253,7 @@ def _frames_of_enhanced(path: Path, ds) -> list[_Frame]:
         frames.append(_Frame(
             file=str(path), frame=k,
             position=_floats(pos.ImagePositionPatient, 3, "ImagePositionPatient", path),
-            row_dir=iop[:3], col_dir=iop[3:],
+            row_dir=_orientation(iop)[0], col_dir=_orientation(iop)[1],
             spacing_yx=tuple(_floats(meas.PixelSpacing, 2, "PixelSpacing", path)),
             rows=int(ds.Rows), cols=int(ds.Columns), slope=slope, intercept=intercept,
         ))
@@ -324,6 +333,10 @@ def check_and_sort(frames: list[_Frame], where: Path) -> _StackGeometry:
         else:
             problems.append(f"non-uniform slice spacing: gaps {_describe(gaps)} mm")
         spacing_z = small
+        if np.max(gaps) > MAX_GAP_SLICES * small:
+            raise IrregularGeometryError(
+                f"{where}: a gap of {np.max(gaps):.4g} mm between slices spaced {small:.4g} mm: "
+                "too wide to fill by interpolation (several stacks in one series?)", where)
     else:
         spacing_z = float(mean_gap)
     drift = positions - positions[0]

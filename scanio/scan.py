@@ -106,7 +106,8 @@ class Scan:
         """A SimpleITK image with this array and geometry (the array is copied)."""
         import SimpleITK as sitk
 
-        image = sitk.GetImageFromArray(np.ascontiguousarray(self.array))
+        array = self.array.astype(np.uint8) if self.array.dtype == bool else self.array
+        image = sitk.GetImageFromArray(np.ascontiguousarray(array))
         image.SetSpacing(tuple(reversed(self.spacing_mm)))
         image.SetOrigin(self.origin_mm)
         image.SetDirection(tuple(self.direction.ravel()))

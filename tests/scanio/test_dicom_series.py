@@ -204,3 +204,18 @@ def test_gdcm_fallback_when_pydicom_cannot_decode(tmp_path, dicom_factory, monke
 
     monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(no_codec))
     assert np.array_equal(scanio.read_scan(tmp_path).array, expected)
+
+
+def test_gap_too_wide_to_interpolate_raises(tmp_path, dicom_factory):
+    positions = np.array([[0, 0, z] for z in (0.0, 2.0, 4.0, 60.0, 62.0)])
+    dicom_factory.write_series(tmp_path, _volume(n=5), positions=positions)
+    with pytest.raises(scanio.IrregularGeometryError, match="too wide"):
+        scanio.read_scan(tmp_path)
+
+
+def test_orientation_rounded_in_header_gives_orthonormal_direction(tmp_path, dicom_factory):
+    c, s = np.cos(0.3), np.sin(0.3)
+    iop = (round(c, 3), round(s, 3), 0.0, 0.0, 0.0, -1.0)
+    dicom_factory.write_series(tmp_path, _volume(n=3), orientation=iop)
+    d = scanio.read_scan(tmp_path).direction
+    np.testing.assert_allclose(d.T @ d, np.eye(3), atol=1e-12)

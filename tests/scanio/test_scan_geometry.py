@@ -35,3 +35,21 @@ def test_to_sitk_and_back_keeps_array_and_geometry(oblique_scan):
     assert np.array_equal(back.array, oblique_scan.array)
     assert back.same_geometry(oblique_scan, atol_mm=0)
     assert sitk.GetArrayFromImage(oblique_scan.to_sitk()).shape == oblique_scan.shape
+
+
+def test_resample_like_moves_values_through_world_space(oblique_scan):
+    """Labels stored on a grid whose y axis runs the other way land back on their world positions."""
+    import scanio
+
+    flip = oblique_scan.direction.copy()
+    flip[:, 1] *= -1
+    ny = oblique_scan.shape[1]
+    origin = oblique_scan.voxel_to_world([0, ny - 1, 0])[0]
+    flipped = scanio.Scan(array=oblique_scan.array[:, ::-1].copy(), spacing_mm=oblique_scan.spacing_mm,
+                          origin_mm=tuple(origin), direction=flip)
+    back = scanio.resample_like(flipped, like=oblique_scan, is_label=True)
+    assert np.array_equal(back.array, oblique_scan.array)
+    assert back.same_geometry(oblique_scan)
+    mask = scanio.Scan(array=oblique_scan.array > 0, spacing_mm=oblique_scan.spacing_mm,
+                       origin_mm=oblique_scan.origin_mm, direction=oblique_scan.direction)
+    assert np.array_equal(scanio.resample_like(mask, like=oblique_scan).array, oblique_scan.array > 0)
