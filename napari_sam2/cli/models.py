@@ -92,11 +92,25 @@ def _verify(args: argparse.Namespace) -> int:
     from sam2core.store import verify_cached
     from sam2core.store.verify import CORRUPT, MISSING
 
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(name: str, done: int, total: int) -> None:
+        bar = bars.get(name)
+        if bar is None:
+            bar = bars[name] = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                                    desc=f"hashing {name}", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+
     try:
-        results = verify_cached(args.name)
+        results = verify_cached(args.name, progress=progress)
     except UnknownModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        for bar in bars.values():
+            bar.close()
     bad = False
     for result in results:
         status = "not downloaded" if result.status == MISSING else result.status

@@ -187,3 +187,13 @@ def test_a_link_that_keeps_dropping_but_progresses_is_resumed_to_the_end(store, 
     path = download_model(MODEL, retries=1)
     assert path.read_bytes() == payload
     assert len(store.behaviour.requests) == 5
+
+
+def test_redirected_download_is_followed_and_resumed(store, payload, monkeypatch):
+    monkeypatch.setenv("NAPARI_SAM2_BASE_URL", f"{store.url}/redirect")
+    store.behaviour.cut_after, store.behaviour.cuts = 60_000, 1
+    assert download_model(MODEL).read_bytes() == payload
+    assert store.behaviour.requests[-2:] == [
+        ("/redirect/sam2.1_hiera_tiny.pt", "bytes=60000-"),
+        ("/sam2.1_hiera_tiny.pt", "bytes=60000-"),
+    ]

@@ -127,3 +127,9 @@ def test_lite_medsam_asset_with_wrong_hash_is_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(resolve_module.importlib.util, "find_spec", lambda name: spec)
     with pytest.raises(CheckpointError, match="sha256"):
         resolve_checkpoint("lite_medsam")
+
+
+def test_registry_knows_exactly_the_models_the_builder_knows():
+    from sam2core.build import list_models
+
+    assert sorted(MODEL_REGISTRY) == sorted(list_models())

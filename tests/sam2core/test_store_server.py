@@ -63,6 +63,12 @@ class CheckpointServer:
                 behaviour = server.behaviour
                 range_header = self.headers.get("Range")
                 behaviour.requests.append((self.path, range_header))
+                if self.path.startswith("/redirect/"):  # like Hugging Face's resolve/ -> CDN
+                    self.send_response(302)
+                    self.send_header("Location", self.path[len("/redirect"):])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 data = server.files.get(self.path.lstrip("/"))
                 if data is None:
                     self.send_error(404)
