@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_sam2.layers import SCAN_KEY, labels_colormap, layer_geometry, window_limits
+from napari_sam2.layers import SCAN_KEY, is_ct_like, labels_colormap, layer_geometry, window_limits
 from napari_sam2.widget.model_panel import ModelPanel
 from napari_sam2.widget.objects import ObjectList
 from napari_sam2.widget.prompts import PromptLayers
@@ -187,8 +187,7 @@ class SegmentationWidget(QWidget):
         if layer is None:
             return
         scan = layer.metadata.get(SCAN_KEY)
-        is_ct = scan is not None and str(scan.modality).upper() == "CT"
-        key = "soft_tissue" if name == "auto" and is_ct else name
+        key = "soft_tissue" if name == "auto" and scan is not None and is_ct_like(scan) else name
         if key in CT_PRESETS:
             layer.contrast_limits = window_limits(*CT_PRESETS[key])
 
@@ -364,7 +363,7 @@ class SegmentationWidget(QWidget):
             scan=scan,
             model=model,
             axis=self.axis_combo.currentText(),
-            window=self.window_combo.currentText(),
+            window=self._window_spec(),
             device=choice.device,
             precision=choice.precision,
             prompts=batch,
@@ -376,6 +375,16 @@ class SegmentationWidget(QWidget):
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self.last_run = {"slices": 0, "cancelled": False}
+
+    def _window_spec(self) -> str:
+        """The window the model sees; "auto" on a CT-like scan without a CT modality tag is soft tissue."""
+        name = self.window_combo.currentText()
+        layer = self.image_layer()
+        if name == "auto" and layer is not None:
+            scan = scan_from_image_layer(layer)
+            if str(scan.modality).upper() != "CT" and is_ct_like(scan):
+                return "soft_tissue"
+        return name
 
     def _on_step(self, step: Any) -> None:
         """One update from the worker, in the UI thread: a new session, or one finished slice."""
@@ -408,7 +417,10 @@ class SegmentationWidget(QWidget):
             self.progress.setValue(1)
 
     def _on_error(self, exc: Exception) -> None:
-        # napari's worker already shows the error as a notification; keep the UI usable
+        """A failed run: notify, restore the labels from before it, keep the UI usable."""
+        from napari.utils.notifications import show_error
+
+        show_error(f"napari-sam2: propagation failed: {exc}")
         self.status.setText(f"error: {exc}")
         if self._history:
             _, labels = self._history.pop()

@@ -174,7 +174,9 @@ class ModelPanel(QWidget):
         show_info(f"model {name} downloaded to {path}")
 
     def _on_download_error(self, exc: Exception) -> None:
-        pass  # napari's worker already shows the error as a notification
+        from napari.utils.notifications import show_error
+
+        show_error(f"napari-sam2: download failed: {exc}")
 
     def _on_download_finished(self) -> None:
         self._download_worker = None
@@ -209,6 +211,9 @@ class ModelPanel(QWidget):
                 then(model)
 
         def on_error(exc: Exception) -> None:
+            from napari.utils.notifications import show_error
+
+            show_error(f"napari-sam2: could not load model {choice.name}: {exc}")
             self.refresh_status()
 
         worker = create_worker(load_model, choice, _connect={"returned": on_loaded, "errored": on_error})

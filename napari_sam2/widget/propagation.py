@@ -7,6 +7,8 @@ slices), then propagates, yielding a `Step` for every finished slice with that s
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from typing import Any, Generator, Iterable, Optional
 import numpy as np
 
 from napari_sam2.layers import SCAN_KEY
-from napari_sam2.widget.worker import precision_context, stream_callbacks
+from napari_sam2.widget.worker import precision_context, reraise_runtime_errors, stream_callbacks
 
 DIRECTIONS = ("both directions", "forward", "backward")
 
@@ -41,6 +43,10 @@ def _round(values: Iterable[float], ndigits: int = 2) -> tuple:
     return tuple(round(float(v), ndigits) for v in values)
 
 
+def _point_key(obj_id: int, zyx: Iterable[float], label: int) -> tuple:
+    return ("p", obj_id, _round(zyx), int(label))
+
+
 @dataclass(frozen=True)
 class PointGroup:
     """All points of one object on one slice (sent together: SAM prompts are per slice)."""
@@ -51,7 +57,13 @@ class PointGroup:
     labels: tuple  # 1 positive, 0 negative
 
     def keys(self) -> set:
-        return {("p", self.obj_id, _round(p), int(lab)) for p, lab in zip(self.points_zyx, self.labels)}
+        return {_point_key(self.obj_id, p, lab) for p, lab in zip(self.points_zyx, self.labels)}
+
+    def only_new(self, sent: set) -> "PointGroup":
+        """The points not sent yet (the session adds points to those already on the slice)."""
+        new = [(p, lab) for p, lab in zip(self.points_zyx, self.labels)
+               if _point_key(self.obj_id, p, lab) not in sent]
+        return PointGroup(self.obj_id, self.slice_index, tuple(p for p, _ in new), tuple(lab for _, lab in new))
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,7 @@ class PromptBatch:
 
     def without(self, sent: set) -> "PromptBatch":
         """Only what is new: boxes not sent yet, and point groups with at least one new point."""
-        groups = tuple(g for g in self.point_groups if not g.keys() <= sent)
+        groups = tuple(g.only_new(sent) for g in self.point_groups if not g.keys() <= sent)
         boxes = tuple(b for b in self.boxes if not b.keys() <= sent)
         return PromptBatch(self.axis, groups, boxes, self.skipped)
 
@@ -120,7 +132,7 @@ class PromptBatch:
 
 @dataclass
 class Step:
-    """One update from the worker: the session it built, or one finished slice."""
+    """One update from the worker: the session it built, the slice count, or one finished slice."""
 
     session: Any = None
     done: int = 0
@@ -140,22 +152,47 @@ class Result:
     voxels: dict = field(default_factory=dict)
 
 
-def _progress_fields(update: Any) -> tuple[Optional[int], int, int]:
-    """(slice index, done, total) from whatever the session's progress callback passes."""
-    if isinstance(update, tuple):
-        values = [v for v in update if isinstance(v, (int, np.integer))]
-        if len(values) >= 3:
-            return int(values[0]), int(values[1]), int(values[2])
-        if len(values) == 2:
-            return None, int(values[0]), int(values[1])
-    get = (lambda name: update.get(name)) if isinstance(update, dict) else (lambda name: getattr(update, name, None))
-    slice_index = next((get(n) for n in ("slice_index", "frame_idx", "index") if get(n) is not None), None)
-    done = next((get(n) for n in ("done", "slices_done", "completed") if get(n) is not None), 0)
-    total = next((get(n) for n in ("total", "num_slices", "slices_total") if get(n) is not None), 0)
-    return (None if slice_index is None else int(slice_index)), int(done), int(total)
+def session_class() -> Any:
+    """`volume.Session` (looked up at call time so tests can substitute it)."""
+    import volume
+
+    cls = getattr(volume, "Session", None)
+    if cls is None:
+        from volume.session import Session as cls
+    return cls
 
 
-def propagation_steps(
+def _one_direction(session: Any, direction: str) -> contextlib.AbstractContextManager:
+    """Limit a propagation to one direction.
+
+    `volume.Session.propagate` carries prompts both ways; when it takes no `direction`, the
+    pass limit of the other direction is pinned to the prompt slice (a zero-length pass).
+    """
+    if direction not in ("forward", "backward"):
+        return contextlib.nullcontext()
+    original = getattr(session, "_pass_limit", None)
+    if original is None:
+        raise NotImplementedError(
+            "this volume.Session propagates in both directions only; choose 'both directions'")
+    skip_reverse = direction == "forward"
+
+    @contextlib.contextmanager
+    def patched():
+        session._pass_limit = lambda obj, s, reverse: s if reverse == skip_reverse else original(obj, s, reverse)
+        try:
+            yield
+        finally:
+            del session._pass_limit
+
+    return patched()
+
+
+def propagation_steps(**options: Any) -> Generator[Step, None, Result]:
+    """Worker body (see `_propagation_steps`); a `RuntimeError` (torch) reaches napari as `WorkerError`."""
+    return (yield from reraise_runtime_errors(_propagation_steps(**options)))
+
+
+def _propagation_steps(
     *,
     session: Any,
     scan: Any,
@@ -169,49 +206,48 @@ def propagation_steps(
     cancel: threading.Event,
 ) -> Generator[Step, None, Result]:
     """Worker body: (build the session,) send prompts, propagate; yield a `Step` per finished slice."""
-    from volume import Session
-
     start = time.perf_counter()
     if session is None:
-        session = Session(scan, model, axis=axis, window=window, device=device)
+        session = session_class()(scan, model, axis=axis, window=window, device=device)
         yield Step(session=session)
     slice_axis = prompts.axis
+    accepts_direction = "direction" in inspect.signature(session.propagate).parameters
 
-    def run(callback: Any) -> Any:
+    def run(report: Any) -> Any:
         with precision_context(precision, device):
-            for group in prompts.point_groups:
-                session.add_points(group.obj_id, np.asarray(group.points_zyx, dtype=float), np.asarray(group.labels))
+            # a box replaces the object's prompts on its slice, points add to them: boxes first
             for box in prompts.boxes:
                 session.add_box(box.obj_id, box.slice_index, box.box_rc)
+            for group in prompts.point_groups:
+                session.add_points(group.obj_id, np.asarray(group.points_zyx, dtype=float), np.asarray(group.labels))
             if cancel.is_set():
                 return None
-            return session.propagate(progress=callback, cancel=cancel, **_direction_kwargs(direction))
+            options: dict[str, Any] = {
+                "progress": lambda done, total: report(("progress", int(done), int(total))),
+                "cancel": cancel,
+                "on_slice": lambda index, plane: report(("slice", int(index), np.array(plane, copy=True))),
+            }
+            if accepts_direction:
+                return session.propagate(direction=direction if direction in ("forward", "backward") else "both",
+                                         **options)
+            with _one_direction(session, direction):
+                return session.propagate(**options)
 
-    slices_done = 0
-    for update in stream_callbacks(run):
-        slice_index, done, total = _progress_fields(update)
-        slices_done = max(slices_done, done)
-        slice_labels = None
-        if slice_index is not None:
-            index = [slice(None)] * 3
-            index[slice_axis] = slice_index
-            slice_labels = np.array(session.labels[tuple(index)], copy=True)
-        yield Step(done=done, total=total, axis=slice_axis, slice_index=slice_index, slice_labels=slice_labels)
+    done, total = 0, 0
+    for kind, *values in stream_callbacks(run):
+        if kind == "progress":
+            done, total = values
+            yield Step(done=done, total=total, axis=slice_axis)
+        else:
+            slice_index, plane = values
+            yield Step(done=done, total=total, axis=slice_axis, slice_index=slice_index, slice_labels=plane)
     labels = np.asarray(session.labels)
     ids, counts = np.unique(labels[labels > 0], return_counts=True)
     return Result(
         session=session,
         labels=labels,
         cancelled=cancel.is_set(),
-        slices_done=slices_done,
+        slices_done=done,
         seconds=time.perf_counter() - start,
         voxels=dict(zip(ids.tolist(), counts.tolist())),
     )
-
-
-def _direction_kwargs(direction: str) -> dict:
-    if direction == "forward":
-        return {"direction": "forward"}
-    if direction == "backward":
-        return {"direction": "backward"}
-    return {}

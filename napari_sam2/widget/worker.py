@@ -17,6 +17,23 @@ from typing import Any, Callable, Generator, Optional
 _DONE = object()
 
 
+class WorkerError(Exception):
+    """An error raised in a worker generator, re-typed so that napari reports it.
+
+    superqt's `GeneratorWorker` swallows a `RuntimeError` escaping the generator (it takes it
+    for a deleted Qt object): no `errored`, no `finished`. torch raises `RuntimeError` for
+    most failures, so generators run by workers pass through `reraise_runtime_errors`.
+    """
+
+
+def reraise_runtime_errors(generator: Generator) -> Generator:
+    """Delegate to `generator`, turning a `RuntimeError` into a `WorkerError` (same message)."""
+    try:
+        return (yield from generator)
+    except RuntimeError as exc:
+        raise WorkerError(f"{type(exc).__name__}: {exc}") from exc
+
+
 def stream_callbacks(call: Callable[[Callable[..., None]], Any]) -> Generator[Any, None, Any]:
     """Run `call(callback)` in a helper thread; yield every value passed to the callback; return its result."""
     updates: "queue.Queue[Any]" = queue.Queue()
@@ -75,4 +92,5 @@ def download_steps(name: str, cancel: threading.Event) -> Generator[tuple, None,
     """Download a checkpoint into the cache, yielding `(done_bytes, total_bytes)`."""
     from sam2core.store import download_model
 
-    return (yield from stream_callbacks(lambda cb: download_model(name, progress=cb, cancel=cancel)))
+    return (yield from reraise_runtime_errors(
+        stream_callbacks(lambda cb: download_model(name, progress=cb, cancel=cancel))))

@@ -38,6 +38,7 @@ class FakeSession:
         self.points: list = []
         self.propagations = 0
         self.slices_done: list[int] = []
+        self.directions: list[str] = []
         FakeSession.instances.append(self)
 
     def add_box(self, obj_id, slice_index, box):
@@ -54,20 +55,28 @@ class FakeSession:
         self.labels[:] = 0
         self.boxes, self.points = [], []
 
-    def propagate(self, progress=None, cancel=None, **_):
+    def propagate(self, progress=None, cancel=None, on_slice=None, direction="both"):
+        """Like `volume.Session.propagate`: `progress(done, total)`, `on_slice(index, plane)`, cancel per slice."""
         self.propagations += 1
+        self.directions.append(direction)
         if self.fail_with is not None:
             raise self.fail_with
         n = self.labels.shape[0]
-        for done, z in enumerate(range(n), start=1):
+        start = min((b[1] for b in self.boxes), default=0)
+        order = {"both": range(n), "forward": range(start, n), "backward": range(start, -1, -1)}[direction]
+        if progress is not None:
+            progress(0, len(order))
+        for done, z in enumerate(order, start=1):
             if cancel is not None and cancel.is_set():
                 break
             for obj_id, _s, (r0, c0, r1, c1) in self.boxes:
                 self.labels[z, int(r0):int(r1), int(c0):int(c1)] = obj_id
             time.sleep(self.slice_seconds)
             self.slices_done.append(z)
+            if on_slice is not None:
+                on_slice(z, self.labels[z])
             if progress is not None:
-                progress({"slice_index": z, "done": done, "total": n})
+                progress(done, len(order))
         return self.labels
 
 
