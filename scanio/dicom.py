@@ -391,7 +391,8 @@ def load_pixels(frames: list[_Frame], opts: Optional[ReadOptions] = None) -> np.
     for k, fr in enumerate(frames):
         opts.step(k, len(frames), fr.file)
         if fr.file not in cache:
-            cache.clear()  # frames of one file are usually consecutive; keep memory flat
+            # keep multi-frame files (their frames may interleave), drop single slices
+            cache = {f: v for f, v in cache.items() if v[0].shape[0] > 1}
             cache[fr.file] = _decode_file(fr.file)
         data, rescaled = cache[fr.file]
         if data.ndim != 3 or data.shape[1:] != (fr.rows, fr.cols) or fr.frame >= data.shape[0]:
@@ -501,7 +502,7 @@ def read_frames(where: Path, members: Sequence[tuple[Path, object]], uid: str,
         for problem in geo.problems:
             message = f"{where}: {problem}; resampled onto a regular grid of {geo.spacing_z:.4g} mm"
             meta["warnings"].append(message)
-            warnings.warn(message, stacklevel=3)
+            warnings.warn(message, stacklevel=4)  # the caller of read_scan
     meta["gantry_tilt_deg"] = round(geo.tilt_deg, 4)
     direction = np.stack([first.row_dir, first.col_dir, geo.normal], axis=1)
     modality = str(first_ds.get("Modality", "") or "OT")

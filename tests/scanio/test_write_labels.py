@@ -121,3 +121,11 @@ def test_dicom_seg_of_multiframe_source_round_trips(tmp_path, dicom_factory):
     back = scanio.read_scan(scanio.write_labels(tmp_path / "seg.dcm", labels, like=scan))
     assert np.array_equal(back.array, labels)
     assert back.same_geometry(scan, atol_mm=1e-6)
+
+
+def test_dicom_seg_of_empty_labels_reads_back_empty(tmp_path, dicom_factory):
+    dicom_factory.write_series(tmp_path / "ct", np.zeros((3, 6, 7), np.uint16))
+    scan = scanio.read_scan(tmp_path / "ct")
+    back = scanio.read_scan(scanio.write_labels(tmp_path / "e.dcm", np.zeros(scan.shape, np.uint8),
+                                                like=scan))
+    assert back.shape == scan.shape and not back.array.any()
