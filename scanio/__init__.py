@@ -1,6 +1,10 @@
 """scanio: read and write 3D scans (DICOM, NIfTI, NRRD, MetaImage) with exact geometry.
 
 Knows nothing of torch or napari. See `Scan` for the axis and world conventions.
+
+    scan = read_scan("ct_folder/")                      # DICOM series -> Scan, CT in HU
+    labels = resample_like(read_scan("labels.nii.gz"), like=scan)   # through world space
+    write_labels("out.dcm", labels.array, like=scan)    # DICOM SEG (or .nii.gz/.nrrd/.mha)
 """
 
 from scanio.errors import (

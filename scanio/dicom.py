@@ -93,6 +93,13 @@ def read_header(path: Path):
     except InvalidDicomError:
         if is_dicom_file(path):
             raise CorruptFileError(f"{path}: DICOM file that cannot be parsed (damaged?)", path)
+        if path.suffix.lower() == ".dcm":  # old files without the 128-byte preamble
+            try:
+                ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
+                if "SOPClassUID" in ds and "Rows" in ds:
+                    return ds
+            except Exception:
+                pass
         return None
     except Exception as exc:  # truncated headers raise assorted errors
         if is_dicom_file(path):
@@ -366,7 +373,7 @@ def _decode_file(path: str) -> tuple[np.ndarray, bool]:
     import pydicom
 
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(path, force=True)  # the header was checked already
         arr = ds.pixel_array
         return (arr[None] if arr.ndim == 2 else arr), False
     except Exception as pydicom_exc:

@@ -9,6 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 import scanio
+import scanio.dicom
 
 
 def _volume(n=5, rows=6, cols=7):
@@ -219,3 +220,12 @@ def test_orientation_rounded_in_header_gives_orthonormal_direction(tmp_path, dic
     dicom_factory.write_series(tmp_path, _volume(n=3), orientation=iop)
     d = scanio.read_scan(tmp_path).direction
     np.testing.assert_allclose(d.T @ d, np.eye(3), atol=1e-12)
+
+
+def test_dcm_files_without_preamble_are_read(tmp_path, dicom_factory):
+    vol = _volume(n=3)
+    paths = dicom_factory.write_series(tmp_path, vol)
+    for path in paths:
+        path.write_bytes(path.read_bytes()[132:])  # drop preamble and "DICM"; meta group stays
+        assert not scanio.dicom.is_dicom_file(path)
+    assert np.array_equal(scanio.read_scan(tmp_path).array, vol.astype(np.int16) - 1024)
