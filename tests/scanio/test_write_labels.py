@@ -129,3 +129,23 @@ def test_dicom_seg_of_empty_labels_reads_back_empty(tmp_path, dicom_factory):
     back = scanio.read_scan(scanio.write_labels(tmp_path / "e.dcm", np.zeros(scan.shape, np.uint8),
                                                 like=scan))
     assert back.shape == scan.shape and not back.array.any()
+
+
+def test_foreign_dicom_seg_lands_on_world_positions(tmp_path, dicom_factory):
+    """A SEG without our stored grid (as other tools write it) still has exact world geometry."""
+    import pydicom
+
+    vol = np.arange(5 * 6 * 7, dtype=np.uint16).reshape(5, 6, 7)
+    dicom_factory.write_series(tmp_path / "ct", vol, orientation=(0.8, 0.6, 0.0, 0.0, 0.0, -1.0),
+                               spacing_z=-3.0)
+    scan = scanio.read_scan(tmp_path / "ct")
+    labels = np.zeros(scan.shape, np.uint8)
+    labels[1:4, 2:5, 1:4] = 4
+    path = scanio.write_labels(tmp_path / "seg.dcm", labels, like=scan)
+    ds = pydicom.dcmread(path)
+    del ds[0x00710010]  # private creator: drops the stored grid
+    del ds[0x00711001]
+    ds.save_as(path)
+    seg = scanio.read_scan(path)
+    assert seg.shape[0] == 3  # only the frames holding labels
+    assert np.array_equal(scanio.resample_like(seg, like=scan).array, labels)
