@@ -1,0 +1,346 @@
+"""Streaming predictor for image models (LiteMedSAM): track objects by carrying each frame's result.
+
+An image model has no memory, so each object's mask on one frame becomes the prompt of the
+next frame in the direction of travel. How that is done decides the 3D quality:
+
+- several box prompts per frame, around the previous mask with margins scaled to the
+  object's size (decoding is cheap on a cached embedding; encoding is the cost), scored by
+  the model's predicted IoU and by agreement with the previous mask, so that neither a
+  tight box (masks shrink slice after slice) nor a loose one (masks leak into neighbours)
+  is forced on every object;
+- the chosen mask is constrained to a dilation of the previous mask (organs move little
+  between neighbouring slices);
+- an "object gone" test (low predicted IoU, little overlap with the previous mask, or a
+  collapse in area) gives a logit-like score per frame (> 0 present), read with
+  `last_object_scores(state)`.
+
+Each frame is encoded once for all objects (LRU cache of embeddings). Call shapes follow
+the official SAM 2 video predictor (see docs/interfaces.md).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sam2core.errors import PromptError
+from sam2core.frames import FrameSource, as_frame_source
+
+NO_OBJECT_LOGIT = -1024.0  # SAM 2's fill value for frames where an object is absent
+
+
+@dataclass(frozen=True)
+class CarryConfig:
+    """How one frame's mask is carried to the next (sizes relative to sqrt(mask area) in pixels)."""
+
+    margin_ratios: tuple[float, ...] = (0.0, 0.1, 0.25)  # candidate box margins
+    min_margin_px: float = 1.0
+    max_margin_px: float = 30.0
+    dilation_ratio: float = 0.25  # constraint: new mask within prev mask dilated by this
+    min_dilation_px: int = 2
+    agreement_weight: float = 1.0  # candidate score = predicted IoU + weight * Dice with prev mask
+    min_iou: float = 0.55  # below: object gone
+    min_overlap: float = 0.5  # fraction of the new mask inside the dilated prev mask; below: gone
+    min_area_ratio: float = 0.15  # new area / prev area; below: gone
+    min_area_px: int = 4
+    lookback: int = 2  # frames back to find a present mask to carry from
+
+
+@dataclass
+class _Output:
+    """One object's result on one frame: logits cropped to a window (float16), and its score."""
+
+    r0: int
+    c0: int
+    logits: torch.Tensor  # (h, w) float16, cpu
+    score: float
+    frame_hw: tuple[int, int]
+
+    @classmethod
+    def from_logits(cls, logits: torch.Tensor, score: float, pad: int = 4) -> "_Output":
+        h, w = logits.shape
+        inside = logits > 0
+        if not bool(inside.any()):
+            return cls(0, 0, logits.new_zeros((0, 0), dtype=torch.float16).cpu(), score, (h, w))
+        rows = torch.nonzero(inside.any(dim=1)).flatten()
+        cols = torch.nonzero(inside.any(dim=0)).flatten()
+        r0, r1 = max(int(rows[0]) - pad, 0), min(int(rows[-1]) + 1 + pad, h)
+        c0, c1 = max(int(cols[0]) - pad, 0), min(int(cols[-1]) + 1 + pad, w)
+        return cls(r0, c0, logits[r0:r1, c0:c1].detach().to("cpu", torch.float16), score, (h, w))
+
+    @property
+    def present(self) -> bool:
+        return self.score > 0 and self.logits.numel() > 0 and bool((self.logits > 0).any())
+
+    def full_logits(self) -> torch.Tensor:
+        """`(H, W)` float32 logits; outside the stored window: NO_OBJECT_LOGIT."""
+        out = torch.full(self.frame_hw, NO_OBJECT_LOGIT, dtype=torch.float32)
+        h, w = self.logits.shape
+        if h and w:
+            out[self.r0:self.r0 + h, self.c0:self.c0 + w] = self.logits.float()
+        return out
+
+
+def _bbox(mask: torch.Tensor) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) inclusive of a non-empty bool mask."""
+    rows = torch.nonzero(mask.any(dim=1)).flatten()
+    cols = torch.nonzero(mask.any(dim=0)).flatten()
+    return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
+
+
+def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Binary dilation with a disc of `radius` pixels."""
+    if radius <= 0:
+        return mask
+    r = int(radius)
+    yy, xx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+    disc = ((yy * yy + xx * xx) <= r * r).float()[None, None]
+    out = F.conv2d(mask.float()[None, None], disc, padding=r)
+    return out[0, 0] > 0.5
+
+
+def _dice(a: torch.Tensor, b: torch.Tensor) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 2.0 * int((a & b).sum()) / total if total else 1.0
+
+
+class CarryingPredictor:
+    """Streaming predictor API (SAM 2 call shapes) for image models, by prompt carrying.
+
+    `image_model` has `encode_image(frame)` and `decode(embedding, ...)`; `cache_size`
+    embeddings are kept (LRU); `config` sets the carrying strategy (`CarryConfig`).
+    """
+
+    def __init__(self, image_model: Any, cache_size: int = 8, config: Optional[CarryConfig] = None, **overrides):
+        if not hasattr(image_model, "encode_image") or not hasattr(image_model, "decode"):
+            raise TypeError(f"{type(image_model).__name__} is not an image model (needs encode_image and decode)")
+        self.model = image_model
+        self.cache_size = max(1, int(cache_size))
+        config = config or CarryConfig()
+        if overrides:
+            from dataclasses import replace
+
+            config = replace(config, **overrides)
+        self.config = config
+
+    # ------------------------------------------------------------------ state
+    def init_state(self, frames: FrameSource) -> dict:
+        """A tracking state over `frames` (`(T, 3, H, W)` tensor or `LazyFrames`)."""
+        source = as_frame_source(frames)
+        state = {"frames": source, "num_frames": len(source), "frame_hw": None,
+                 "cache": OrderedDict(), "num_encoded": 0}
+        self._clear(state)
+        return state
+
+    @staticmethod
+    def _clear(state: dict) -> None:
+        state["obj_ids"] = []
+        state["inputs"] = {}  # obj -> frame -> dict(points, labels, box, mask)
+        state["outputs"] = {}  # obj -> frame -> _Output
+        state["last_scores"] = {}
+
+    def reset_state(self, state: dict) -> None:
+        """Forget every object, prompt and result (cached embeddings are kept)."""
+        self._clear(state)
+
+    def remove_object(self, state: dict, obj_id: int) -> None:
+        self._check_object(state, obj_id)
+        state["obj_ids"].remove(obj_id)
+        state["inputs"].pop(obj_id, None)
+        state["outputs"].pop(obj_id, None)
+        state["last_scores"].pop(obj_id, None)
+
+    def last_object_scores(self, state: dict) -> dict[int, float]:
+        """Logit that each object is present on the last frame returned (> 0 present)."""
+        return dict(state["last_scores"])
+
+    @staticmethod
+    def _check_object(state: dict, obj_id: int) -> None:
+        if obj_id not in state["obj_ids"]:
+            raise PromptError(f"unknown object id {obj_id}; known: {state['obj_ids']}")
+
+    def _check_frame(self, state: dict, frame_idx: int) -> int:
+        if not 0 <= int(frame_idx) < state["num_frames"]:
+            raise PromptError(f"frame {frame_idx} is outside 0..{state['num_frames'] - 1}")
+        return int(frame_idx)
+
+    def _add_object(self, state: dict, obj_id: int) -> None:
+        if obj_id not in state["obj_ids"]:
+            state["obj_ids"].append(obj_id)
+            state["inputs"][obj_id] = {}
+            state["outputs"][obj_id] = {}
+
+    # -------------------------------------------------------------- embedding
+    def _embedding(self, state: dict, frame_idx: int) -> Any:
+        cache: OrderedDict = state["cache"]
+        if frame_idx in cache:
+            cache.move_to_end(frame_idx)
+            return cache[frame_idx]
+        frame = state["frames"][frame_idx]
+        state["frame_hw"] = tuple(int(v) for v in frame.shape[-2:])
+        embedding = self.model.encode_image(frame)
+        state["num_encoded"] += 1
+        cache[frame_idx] = embedding
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
+        return embedding
+
+    def _decode(self, embedding: Any, **prompts) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, iou = self.model.decode(embedding, **prompts)
+        return logits.float().cpu(), iou.float().cpu()
+
+    # ---------------------------------------------------------------- prompts
+    def add_new_points_or_box(self, state: dict, frame_idx: int, obj_id: int, points=None, labels=None,
+                              box=None, clear_old_points: bool = True):
+        """Prompt `obj_id` on `frame_idx`: points `(N, 2)` `(x, y)` with labels, and/or box `(x0, y0, x1, y1)`."""
+        frame_idx = self._check_frame(state, frame_idx)
+        if points is None and box is None:
+            raise PromptError("give points (with labels) or a box")
+        pts = None if points is None else np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        lab = None
+        if pts is not None:
+            if labels is None:
+                raise PromptError("points need labels (1 positive, 0 negative)")
+            lab = np.asarray(labels, dtype=np.int64).reshape(-1)
+            if lab.shape[0] != pts.shape[0]:
+                raise PromptError(f"got {pts.shape[0]} points but {lab.shape[0]} labels")
+        self._add_object(state, obj_id)
+        old = state["inputs"][obj_id].get(frame_idx)
+        if not clear_old_points and old is not None and old.get("mask") is None:
+            if box is None:
+                box = old.get("box")
+            if old.get("points") is not None and pts is not None:
+                pts = np.concatenate([old["points"], pts])
+                lab = np.concatenate([old["labels"], lab])
+            elif old.get("points") is not None:
+                pts, lab = old["points"], old["labels"]
+        box_arr = None if box is None else np.asarray(box, dtype=np.float32).reshape(4)
+        state["inputs"][obj_id][frame_idx] = {"points": pts, "labels": lab, "box": box_arr, "mask": None}
+        embedding = self._embedding(state, frame_idx)
+        multimask = box_arr is None and pts is not None and len(pts) == 1
+        logits, iou = self._decode(embedding, points=pts, labels=lab, box=box_arr, multimask=multimask)
+        best = int(torch.argmax(iou)) if multimask else 0
+        output = _Output.from_logits(logits[best], score=10.0)
+        if not bool((logits[best] > 0).any()):
+            output.score = -10.0
+        state["outputs"][obj_id][frame_idx] = output
+        return self._frame_result(state, frame_idx)
+
+    def add_new_mask(self, state: dict, frame_idx: int, obj_id: int, mask):
+        """Prompt `obj_id` on `frame_idx` with a bool mask `(H, W)`; it is taken as that frame's result."""
+        frame_idx = self._check_frame(state, frame_idx)
+        mask_t = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask).bool().cpu()
+        if mask_t.ndim != 2:
+            raise PromptError(f"mask must be (H, W); got shape {tuple(mask_t.shape)}")
+        if state["frame_hw"] is not None and tuple(mask_t.shape) != state["frame_hw"]:
+            raise PromptError(f"mask has shape {tuple(mask_t.shape)}; frames are {state['frame_hw']}")
+        self._add_object(state, obj_id)
+        state["frame_hw"] = tuple(mask_t.shape)
+        state["inputs"][obj_id][frame_idx] = {"points": None, "labels": None, "box": None, "mask": mask_t}
+        logits = mask_t.float() * 20.0 - 10.0
+        state["outputs"][obj_id][frame_idx] = _Output.from_logits(logits, score=10.0 if mask_t.any() else -10.0)
+        return self._frame_result(state, frame_idx)
+
+    def _frame_result(self, state: dict, frame_idx: int):
+        """(frame_idx, obj_ids, (num_objects, 1, H, W) logits) from the stored outputs."""
+        hw = state["frame_hw"]
+        rows = []
+        for obj in state["obj_ids"]:
+            out = state["outputs"][obj].get(frame_idx)
+            rows.append(out.full_logits() if out is not None else torch.full(hw, NO_OBJECT_LOGIT))
+            state["last_scores"][obj] = out.score if out is not None else NO_OBJECT_LOGIT
+        masks = torch.stack(rows)[:, None] if rows else torch.zeros((0, 1, *hw))
+        return frame_idx, list(state["obj_ids"]), masks
+
+    # ------------------------------------------------------------ propagation
+    def propagate_in_video(self, state: dict, start_frame_idx: Optional[int] = None,
+                           max_frame_num_to_track: Optional[int] = None,
+                           reverse: bool = False) -> Iterator[tuple[int, list, torch.Tensor]]:
+        """Yield `(frame_idx, obj_ids, mask_logits)` from `start_frame_idx` onward (or backward).
+
+        Prompted frames yield their prompt's result; other frames carry each object's result
+        from the previous frame in the direction of travel. Results are stored before each
+        yield, so the consumer may stop at any time.
+        """
+        if not state["obj_ids"]:
+            raise PromptError("no object has a prompt yet; add points, a box or a mask first")
+        prompted = sorted({f for obj in state["obj_ids"] for f in state["inputs"][obj]})
+        if start_frame_idx is None:
+            start_frame_idx = prompted[-1] if reverse else prompted[0]
+        start = self._check_frame(state, start_frame_idx)
+        n = state["num_frames"]
+        step = -1 if reverse else 1
+        end = 0 if reverse else n - 1
+        if max_frame_num_to_track is not None:
+            end = max(start - max_frame_num_to_track, 0) if reverse else min(start + max_frame_num_to_track, n - 1)
+        for frame_idx in range(start, end + step, step):
+            if frame_idx != start or not all(frame_idx in state["outputs"][o] for o in state["obj_ids"]):
+                for obj in state["obj_ids"]:
+                    if frame_idx in state["inputs"][obj] and frame_idx in state["outputs"][obj]:
+                        continue  # a prompted frame keeps its prompt's result
+                    state["outputs"][obj][frame_idx] = self._track(state, obj, frame_idx, step)
+            yield self._frame_result(state, frame_idx)
+
+    def _carry_source(self, state: dict, obj: int, frame_idx: int, step: int) -> Optional[_Output]:
+        outputs = state["outputs"][obj]
+        for back in range(1, self.config.lookback + 1):
+            out = outputs.get(frame_idx - back * step)
+            if out is not None and out.present:
+                return out
+        return None
+
+    def _track(self, state: dict, obj: int, frame_idx: int, step: int) -> _Output:
+        """Carry `obj` onto `frame_idx` from its last present mask behind it (in the direction of travel)."""
+        source = self._carry_source(state, obj, frame_idx, step)
+        if source is None:
+            hw = state["frame_hw"]
+            return _Output(0, 0, torch.zeros((0, 0), dtype=torch.float16), NO_OBJECT_LOGIT, hw)
+        embedding = self._embedding(state, frame_idx)
+        prev = source.full_logits() > 0
+        logits, score = carry_mask(self.model, embedding, prev, self.config, decode=self._decode)
+        return _Output.from_logits(logits, score)
+
+
+def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConfig,
+               decode=None) -> tuple[torch.Tensor, float]:
+    """Segment the object on a new frame from its previous mask `prev` `(H, W)` bool.
+
+    Returns `(H, W)` logits (NO_OBJECT_LOGIT outside the allowed region) and a presence
+    score (> 0 present).
+    """
+    decode = decode or (lambda emb, **p: tuple(t.float().cpu() for t in model.decode(emb, **p)))
+    h, w = prev.shape
+    area = int(prev.sum())
+    size = float(np.sqrt(area))
+    x0, y0, x1, y1 = _bbox(prev)
+    allowed = _dilate(prev, max(config.min_dilation_px, int(round(config.dilation_ratio * size))))
+    best = None
+    for ratio in config.margin_ratios:
+        margin = float(np.clip(ratio * size, config.min_margin_px, config.max_margin_px))
+        box = np.array([max(x0 - margin, 0), max(y0 - margin, 0),
+                        min(x1 + margin, w - 1), min(y1 + margin, h - 1)], dtype=np.float32)
+        logits, iou = decode(embedding, box=box)
+        logits = logits[0]
+        mask = (logits > 0) & allowed
+        agreement = _dice(mask, prev)
+        value = float(iou[0]) + config.agreement_weight * agreement
+        if best is None or value > best[0]:
+            best = (value, logits, float(iou[0]), mask)
+    _, logits, iou, mask = best
+    logits = torch.where(allowed, logits, torch.full_like(logits, NO_OBJECT_LOGIT))
+    new_area = int(mask.sum())
+    raw_area = int((logits > 0).sum())
+    overlap = new_area / max(raw_area, 1)
+    # presence: every criterion as a margin above its threshold; the weakest decides
+    margins = [
+        (iou - config.min_iou) * 10.0,
+        (overlap - config.min_overlap) * 10.0,
+        (new_area / max(area, 1) - config.min_area_ratio) * 10.0,
+        float(new_area - config.min_area_px),
+    ]
+    return logits, float(min(margins))

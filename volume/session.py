@@ -1,0 +1,516 @@
+"""A propagation session: prompts on slices of a scan, carried through the volume, 3D labels out.
+
+Coordinates: every 3D position is a voxel index `(z, y, x)` of `scan.array` (napari data
+coordinates of the image layer). The session slices the volume along one array axis chosen
+from the scan's direction (see `volume.slicing`); `slice_index` is an index along that axis
+and 2D boxes/masks use the slice's two other array axes in `(z, y, x)` order:
+
+| view of a usual axial scan | slicing axis | box `(r0, c0, r1, c1)` | mask2d shape |
+| --- | --- | --- | --- |
+| axial | 0 (z) | `(y0, x0, y1, x1)` | `(ny, nx)` |
+| coronal | 1 (y) | `(z0, x0, z1, x1)` | `(nz, nx)` |
+| sagittal | 2 (x) | `(z0, y0, z1, y1)` | `(nz, ny)` |
+
+`session.slicing_axis` tells which array axis is used (it follows the scan's direction, so
+an oblique or sagittally acquired scan may slice another array axis for "axial").
+
+Typical use::
+
+    session = Session(scan, "lite_medsam")
+    session.add_box(1, slice_index=40, box=(120, 80, 210, 190))   # (y0, x0, y1, x1) on z=40
+    labels = session.propagate(progress=lambda done, total: ...)
+    session.add_points(1, [(52, 150, 100)], [0])                   # correction on z=52
+    labels = session.propagate()                                   # re-runs from z=52 outward
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from volume.assembly import clean_labels
+from volume.errors import (
+    EmptyPromptError,
+    NoPromptsError,
+    PromptError,
+    PromptOutsideVolumeError,
+    UnknownObjectError,
+    VolumeError,
+)
+from volume.slicing import SliceGeometry, slicing_axis
+from volume.windowing import WindowSpec, resolve_window
+
+ProgressCallback = Callable[[int, int], Any]
+SliceCallback = Callable[[int, np.ndarray], Any]
+
+MAX_OBJECT_ID = int(np.iinfo(np.uint16).max)
+
+
+@dataclass
+class _ArrayScan:
+    """Minimal scan for a bare `(z, y, x)` array: unit spacing, identity direction."""
+
+    array: np.ndarray
+    spacing_mm: tuple = (1.0, 1.0, 1.0)
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    modality: str = "OT"
+
+
+def _as_scan(scan: Any) -> Any:
+    if isinstance(scan, np.ndarray):
+        scan = _ArrayScan(scan)
+    elif isinstance(scan, (str, bytes)) or hasattr(scan, "__fspath__"):
+        from scanio import read_scan
+
+        scan = read_scan(scan)
+    array = getattr(scan, "array", None)
+    if array is None or np.ndim(array) != 3:
+        raise VolumeError(f"a scan must hold a 3D (z, y, x) array; got {type(scan).__name__} "
+                          f"with shape {None if array is None else np.shape(array)}")
+    return scan
+
+
+@dataclass
+class _Prompt:
+    """Prompts of one object on one slice, in frame pixels `(x, y)`."""
+
+    box: Optional[np.ndarray] = None
+    points: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+    mask: Optional[np.ndarray] = None
+
+
+@dataclass
+class _SliceResult:
+    """One object's logits on one slice, cropped to where they are positive (float16)."""
+
+    r0: int
+    c0: int
+    logits: np.ndarray
+
+
+def _crop_result(logits: np.ndarray) -> Optional[_SliceResult]:
+    inside = logits > 0
+    if not inside.any():
+        return None
+    rows = np.flatnonzero(inside.any(axis=1))
+    cols = np.flatnonzero(inside.any(axis=0))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return _SliceResult(int(r0), int(c0), logits[r0:r1, c0:c1].astype(np.float16))
+
+
+def _resolve_model(model: Any, device: Any, checkpoint: Any) -> Any:
+    if isinstance(model, str):
+        from sam2core.build import load_model
+
+        return load_model(model, checkpoint=checkpoint, device=device)
+    if device is not None and hasattr(model, "to"):
+        import torch
+
+        model = model.to(torch.device(device))
+    return model
+
+
+class Session:
+    """Prompt a scan on slices, propagate through the volume, read back 3D `labels` `(z, y, x)`.
+
+    `model`: a model name for `sam2core.load_model` ("lite_medsam", SAM 2 names) or a loaded
+    model; image models (LiteMedSAM) are tracked by prompt carrying, SAM 2 models by memory.
+    `axis`: "axial", "coronal" or "sagittal" (by the scan's direction). `window`: "auto", a CT
+    preset ("soft_tissue", "liver", "lung", "bone", "brain"), "percentile", "LEVEL,WIDTH" or
+    `(level, width)`. `absent_slices`: a propagation direction stops for an object once it
+    has been absent on that many consecutive slices. `cleanup`: after a full propagation,
+    keep only each object's 3D component connected to its prompts and fill holes.
+    """
+
+    def __init__(
+        self,
+        scan: Any,
+        model: Any = "lite_medsam",
+        axis: str = "axial",
+        window: WindowSpec = "auto",
+        device: Any = None,
+        *,
+        absent_slices: int = 2,
+        cleanup: bool = True,
+        checkpoint: Any = None,
+        predictor: Any = None,
+        predictor_options: Optional[dict] = None,
+    ):
+        self.scan = _as_scan(scan)
+        array = np.asarray(self.scan.array)
+        direction = np.asarray(getattr(self.scan, "direction", np.eye(3)))
+        self.view = str(axis).strip().lower()
+        self.slicing_axis = slicing_axis(self.view, direction)
+        self.geometry = SliceGeometry(tuple(int(n) for n in array.shape), self.slicing_axis)
+        self.window = resolve_window(window, array, getattr(self.scan, "modality", "OT"))
+        if int(absent_slices) < 1:
+            raise VolumeError(f"absent_slices must be >= 1; got {absent_slices}")
+        self.absent_slices = int(absent_slices)
+        self.cleanup = bool(cleanup)
+        self.model = _resolve_model(model, device, checkpoint)
+        if predictor is None:
+            from sam2core.build import make_predictor
+
+            predictor = make_predictor(self.model, **(predictor_options or {}))
+        self.predictor = predictor
+
+        from sam2core.frames import LazyFrames
+
+        self._frames = LazyFrames(self.geometry.num_slices, self._make_frame)
+        self._state = self.predictor.init_state(self._frames)
+        self._encoded: set[int] = set()
+        self.frames_made = 0
+        self.cancelled = False
+        self._clear()
+
+    # ----------------------------------------------------------------- frames
+    def _make_frame(self, slice_index: int) -> np.ndarray:
+        """RGB frame `(3, H, W)` float32 in [0, 1] of one slice (made on demand, never cached here)."""
+        self._encoded.add(int(slice_index))
+        self.frames_made += 1
+        plane = self.window.apply(self.geometry.take(self.scan.array, slice_index))
+        return np.repeat(plane[None], 3, axis=0)
+
+    @property
+    def num_slices(self) -> int:
+        return self.geometry.num_slices
+
+    @property
+    def slices_encoded(self) -> int:
+        """How many distinct slices the model has been given (each is encoded once while cached)."""
+        return len(self._encoded)
+
+    # ---------------------------------------------------------------- objects
+    def _clear(self) -> None:
+        shape = self.geometry.shape_zyx
+        self._raw = np.zeros(shape, dtype=np.uint16)
+        self._clean: Optional[np.ndarray] = None
+        self._prompts: dict[int, dict[int, _Prompt]] = {}
+        self._pending: dict[int, set[int]] = {}
+        self._results: dict[int, dict[int, Optional[_SliceResult]]] = {}
+        self._scores: dict[int, np.ndarray] = {}
+
+    @property
+    def object_ids(self) -> list[int]:
+        return sorted(self._prompts)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """`(z, y, x)` uint16 labels: object ids, 0 background, no overlaps (cleaned after a full propagation)."""
+        return self._clean if self._clean is not None else self._raw
+
+    @property
+    def raw_labels(self) -> np.ndarray:
+        """Labels as propagated, before 3D clean-up."""
+        return self._raw
+
+    @property
+    def scores(self) -> dict[int, np.ndarray]:
+        """Per object, a score per slice (> 0 present, NaN where not computed)."""
+        return {obj: s.copy() for obj, s in self._scores.items()}
+
+    @property
+    def prompted_slices(self) -> dict[int, list[int]]:
+        return {obj: sorted(p) for obj, p in self._prompts.items()}
+
+    def _check_object_id(self, obj_id: Any) -> int:
+        if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)) \
+                or not 1 <= int(obj_id) <= MAX_OBJECT_ID:
+            raise PromptError(f"object ids are integers 1..{MAX_OBJECT_ID} (label values); got {obj_id!r}")
+        return int(obj_id)
+
+    def _check_known(self, obj_id: Any) -> int:
+        obj = self._check_object_id(obj_id)
+        if obj not in self._prompts:
+            known = ", ".join(map(str, self.object_ids)) or "none yet"
+            raise UnknownObjectError(f"object {obj} has no prompt in this session (objects: {known}); "
+                                     "add a box, points or a mask for it first")
+        return obj
+
+    def _check_slice(self, slice_index: Any) -> int:
+        n = self.num_slices
+        try:
+            index = int(slice_index)
+        except (TypeError, ValueError):
+            raise PromptError(f"slice_index must be an integer; got {slice_index!r}") from None
+        if index != slice_index or not 0 <= index < n:
+            raise PromptOutsideVolumeError(
+                f"slice {slice_index!r} is outside the scan: the {self.view} view has slices 0..{n - 1} "
+                f"along array axis {self.slicing_axis}")
+        return index
+
+    # ---------------------------------------------------------------- prompts
+    def add_box(self, obj_id: int, slice_index: int, box: Sequence[float]) -> np.ndarray:
+        """Box prompt `(r0, c0, r1, c1)` (inclusive voxel indices of the slice's rows and columns,
+        i.e. `(y0, x0, y1, x1)` on an axial slice of array axis 0; see the module table).
+
+        Replaces this object's earlier prompts on that slice. Returns the object's 2D mask
+        on the slice. A box partly outside the slice is clipped; one wholly outside raises
+        `PromptOutsideVolumeError`; one with no area raises `EmptyPromptError`.
+        """
+        obj = self._check_object_id(obj_id)
+        s = self._check_slice(slice_index)
+        values = np.asarray(box, dtype=float).reshape(-1)
+        if values.size != 4 or not np.all(np.isfinite(values)):
+            raise PromptError(f"a box is 4 numbers (r0, c0, r1, c1); got {box!r}")
+        r0, r1 = sorted(values[[0, 2]])
+        c0, c1 = sorted(values[[1, 3]])
+        h, w = self.geometry.frame_hw
+        if r1 < 0 or c1 < 0 or r0 > h - 1 or c0 > w - 1:
+            raise PromptOutsideVolumeError(
+                f"box {tuple(box)} lies outside slice {s}, whose rows are 0..{h - 1} and columns 0..{w - 1}")
+        r0, r1 = np.clip([r0, r1], 0, h - 1)
+        c0, c1 = np.clip([c0, c1], 0, w - 1)
+        if r1 - r0 < 1 or c1 - c0 < 1:
+            raise EmptyPromptError(f"box {tuple(box)} on slice {s} has no area; drag a box over the object")
+        prompt = _Prompt(box=self.geometry.box_to_frame((r0, c0, r1, c1)))
+        return self._set_prompt(obj, s, prompt)
+
+    def add_points(self, obj_id: int, points_zyx: Sequence[Sequence[float]],
+                   labels: Optional[Sequence[int]] = None) -> np.ndarray:
+        """Points `(N, 3)` in voxel `(z, y, x)`, labels 1 positive / 0 negative (default all 1).
+
+        All points must lie on one slice of the slicing axis. They add to the object's
+        prompts on that slice (box and earlier points kept). Returns the 2D mask there.
+        """
+        obj = self._check_object_id(obj_id)
+        pts = np.asarray(points_zyx, dtype=float)
+        if pts.size == 0:
+            raise EmptyPromptError("no points given; pass points as [(z, y, x), ...]")
+        if pts.ndim == 1 and pts.size == 3:
+            pts = pts[None]
+        if pts.ndim != 2 or pts.shape[1] != 3 or not np.all(np.isfinite(pts)):
+            raise PromptError(f"points must be (N, 3) voxel (z, y, x); got shape {pts.shape}")
+        lab = np.ones(len(pts), dtype=int) if labels is None else np.asarray(labels, dtype=int).reshape(-1)
+        if lab.shape != (len(pts),) or not np.isin(lab, (0, 1)).all():
+            raise PromptError(f"labels must be one 1 (positive) or 0 (negative) per point; got {labels!r}")
+        shape = np.array(self.geometry.shape_zyx)
+        outside = np.any((np.round(pts) < 0) | (np.round(pts) > shape - 1), axis=1)
+        if outside.any():
+            raise PromptOutsideVolumeError(
+                f"point(s) {pts[outside].tolist()} lie outside the scan of shape (z, y, x) {tuple(shape)}")
+        slices, frame_xy = self.geometry.split_points(pts)
+        slice_set = sorted(set(int(round(v)) for v in slices))
+        if len(slice_set) != 1:
+            raise PromptError(f"all points of one call must lie on one {self.view} slice (array axis "
+                              f"{self.slicing_axis}); got slices {slice_set}")
+        s = slice_set[0]
+        old = self._prompts.get(obj, {}).get(s)
+        prompt = _Prompt() if old is None or old.mask is not None else \
+            _Prompt(old.box, list(old.points), list(old.labels))
+        prompt.points.extend(frame_xy.tolist())
+        prompt.labels.extend(lab.tolist())
+        return self._set_prompt(obj, s, prompt)
+
+    def add_mask(self, obj_id: int, slice_index: int, mask2d: np.ndarray) -> np.ndarray:
+        """A 2D mask prompt on one slice (shape of the slice: rows, cols; see the module table)."""
+        obj = self._check_object_id(obj_id)
+        s = self._check_slice(slice_index)
+        mask = np.asarray(mask2d)
+        if mask.shape != self.geometry.frame_hw:
+            raise PromptError(f"mask2d has shape {mask.shape}; slice {s} of the {self.view} view has shape "
+                              f"{self.geometry.frame_hw}")
+        mask = mask.astype(bool)
+        if not mask.any():
+            raise EmptyPromptError(f"mask on slice {s} is empty; to delete an object use remove_object")
+        return self._set_prompt(obj, s, _Prompt(mask=mask))
+
+    def _set_prompt(self, obj: int, s: int, prompt: _Prompt) -> np.ndarray:
+        if prompt.mask is not None:
+            _, obj_ids, logits = self.predictor.add_new_mask(self._state, s, obj, prompt.mask)
+        else:
+            points = np.asarray(prompt.points, dtype=np.float32).reshape(-1, 2) if prompt.points else None
+            labels = np.asarray(prompt.labels, dtype=np.int32) if prompt.points else None
+            _, obj_ids, logits = self.predictor.add_new_points_or_box(
+                self._state, s, obj, points=points, labels=labels, box=prompt.box, clear_old_points=True)
+        self._prompts.setdefault(obj, {})[s] = prompt
+        self._pending.setdefault(obj, set()).add(s)
+        self._results.setdefault(obj, {})
+        self._scores.setdefault(obj, np.full(self.num_slices, np.nan, dtype=np.float32))
+        row = _as_numpy(logits[list(obj_ids).index(obj), 0])
+        score = float(self._object_scores().get(obj, 1.0 if (row > 0).any() else -1.0))
+        self._store(obj, s, row, max(score, 1e-3) if (row > 0).any() else score)
+        self._compose(s)
+        return self._raw[self.geometry.index(s)] == obj
+
+    # ----------------------------------------------------------- bookkeeping
+    def _object_scores(self) -> dict:
+        getter = getattr(self.predictor, "last_object_scores", None)
+        return dict(getter(self._state)) if getter is not None else {}
+
+    def _store(self, obj: int, s: int, logits: Optional[np.ndarray], score: float) -> None:
+        self._results[obj][s] = None if logits is None else _crop_result(logits)
+        self._scores[obj][s] = score
+        self._clean = None
+
+    def _compose(self, s: int) -> np.ndarray:
+        """Rebuild slice `s` of the raw labels from every object's result: highest logit wins."""
+        h, w = self.geometry.frame_hw
+        plane = np.zeros((h, w), dtype=np.uint16)
+        best = np.full((h, w), -np.inf, dtype=np.float32)
+        for obj in sorted(self._results):
+            result = self._results[obj].get(s)
+            if result is None:
+                continue
+            rh, rw = result.logits.shape
+            region = (slice(result.r0, result.r0 + rh), slice(result.c0, result.c0 + rw))
+            logits = result.logits.astype(np.float32)
+            wins = (logits > 0) & (logits > best[region])
+            plane[region][wins] = obj
+            best[region][wins] = logits[wins]
+        self._raw[self.geometry.index(s)] = plane
+        self._clean = None
+        return plane
+
+    def _clear_results(self, obj: int, first: int, last: int) -> None:
+        lo, hi = sorted((first, last))
+        for s in range(max(lo, 0), min(hi, self.num_slices - 1) + 1):
+            if s in self._prompts[obj]:
+                continue
+            if self._results[obj].pop(s, None) is not None:
+                self._compose(s)
+            self._scores[obj][s] = np.nan
+
+    def remove_object(self, obj_id: int) -> None:
+        """Forget an object: its prompts, results and labels."""
+        obj = self._check_known(obj_id)
+        self.predictor.remove_object(self._state, obj)
+        slices = [s for s, r in self._results[obj].items() if r is not None]
+        for table in (self._prompts, self._pending, self._results, self._scores):
+            table.pop(obj, None)
+        for s in slices:
+            self._compose(s)
+
+    def reset(self) -> None:
+        """Forget every prompt and result (the scan and model stay loaded)."""
+        self.predictor.reset_state(self._state)
+        self._clear()
+
+    # ------------------------------------------------------------ propagation
+    def _pass_limit(self, obj: int, s: int, reverse: bool) -> int:
+        """Last slice a pass from prompt slice `s` writes for `obj`: halfway to its next prompt, or the end."""
+        prompted = sorted(self._prompts[obj])
+        if reverse:
+            before = [p for p in prompted if p < s]
+            return (before[-1] + s) // 2 + 1 if before else 0
+        after = [p for p in prompted if p > s]
+        return (s + after[0]) // 2 if after else self.num_slices - 1
+
+    def propagate(self, progress: Optional[ProgressCallback] = None,
+                  cancel: Optional[threading.Event] = None,
+                  on_slice: Optional[SliceCallback] = None) -> np.ndarray:
+        """Carry every new prompt outward in both directions; returns `labels` `(z, y, x)`.
+
+        Each direction stops for an object after `absent_slices` slices without it, or
+        halfway to its next prompted slice. Prompts added since the last call (corrections)
+        re-propagate from their slice only; other slices keep their results.
+        `progress(done, total)` counts slices; `on_slice(slice_index, labels_2d)` is called
+        whenever a slice's labels change; setting `cancel` stops after the current slice
+        (labels stay consistent; the unfinished prompts are propagated by the next call).
+        """
+        if not self._prompts:
+            raise NoPromptsError("nothing to propagate: add a box, points or a mask first")
+        self.cancelled = False
+        seeds = sorted({s for slices in self._pending.values() for s in slices})
+        passes = []
+        for s in seeds:
+            objs = [o for o in sorted(self._pending) if s in self._pending[o]]
+            for reverse in (False, True):
+                passes.append((s, reverse, {o: self._pass_limit(o, s, reverse) for o in objs}))
+        total = sum(max([abs(lim - s) for lim in limits.values()] + [0]) for s, _, limits in passes)
+        done = 0
+        if progress is not None:
+            progress(done, total)
+        finished_passes = set()
+        for k, (s, reverse, limits) in enumerate(passes):
+            if cancel is not None and cancel.is_set():
+                self.cancelled = True
+                break
+            done += self._run_pass(s, reverse, limits, cancel, on_slice,
+                                   lambda n: progress(done + n, total) if progress else None)
+            if cancel is not None and cancel.is_set():
+                self.cancelled = True
+                break
+            finished_passes.add(k)
+        for k in finished_passes:
+            s, reverse, limits = passes[k]
+            partner = k + 1 if not reverse else k - 1
+            if partner in finished_passes:
+                for o in limits:
+                    self._pending[o].discard(s)
+        if progress is not None and not self.cancelled:
+            progress(total, total)
+        if not self.cancelled and self.cleanup:
+            self._clean = self._cleaned()
+        return self.labels
+
+    def _run_pass(self, s: int, reverse: bool, limits: dict[int, int],
+                  cancel: Optional[threading.Event], on_slice: Optional[SliceCallback],
+                  report: Callable[[int], Any]) -> int:
+        step = -1 if reverse else 1
+        active = {o for o, lim in limits.items() if (lim - s) * step > 0}
+        length = max([abs(limits[o] - s) for o in active] + [0])
+        if not active:
+            return 0
+        absent = {o: 0 for o in active}
+        steps = 0
+        frames = self.predictor.propagate_in_video(
+            self._state, start_frame_idx=s, max_frame_num_to_track=length, reverse=reverse)
+        try:
+            for frame_idx, obj_ids, mask_logits in frames:
+                frame_idx = int(frame_idx)
+                if frame_idx == s:
+                    continue
+                steps = abs(frame_idx - s)
+                scores = self._object_scores()
+                obj_ids = list(obj_ids)
+                for o in sorted(active):
+                    if (frame_idx - limits[o]) * step > 0:
+                        active.discard(o)
+                        continue
+                    row = _as_numpy(mask_logits[obj_ids.index(o), 0])
+                    score = float(scores.get(o, row.max()))
+                    present = score > 0 and bool((row > 0).any())
+                    self._store(o, frame_idx, row if present else None, score)
+                    absent[o] = 0 if present else absent[o] + 1
+                    if absent[o] >= self.absent_slices:
+                        self._clear_results(o, frame_idx + step, limits[o])
+                        active.discard(o)
+                plane = self._compose(frame_idx)
+                if on_slice is not None:
+                    on_slice(frame_idx, plane)
+                report(steps)
+                if not active or (cancel is not None and cancel.is_set()):
+                    break
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+        if cancel is not None and cancel.is_set():
+            return steps
+        return length
+
+    def _cleaned(self) -> np.ndarray:
+        seeds = {}
+        for obj, prompts in self._prompts.items():
+            seed = np.zeros(self.geometry.shape_zyx, dtype=bool)
+            for s in prompts:
+                index = self.geometry.index(s)
+                seed[index] = self._raw[index] == obj
+            seeds[obj] = seed
+        return clean_labels(self._raw, seeds, axis=self.slicing_axis)
+
+
+def _as_numpy(values: Any) -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().float().cpu().numpy()
+    return np.asarray(values, dtype=np.float32)
+
+
+def load_session(scan: Union[str, Any], model: Any = "lite_medsam", **options: Any) -> Session:
+    """`Session` on a scan path or object (convenience for scripts)."""
+    return Session(scan, model, **options)

@@ -1,0 +1,94 @@
+"""Intensity windows: CT presets (level/width in HU) and robust percentile scaling for MR.
+
+A window maps raw scan values to [0, 1] floats, slice by slice, so that frames are made
+lazily and the whole volume is never held as floats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+from volume.errors import WindowError
+
+# name -> (level, width) in HU
+CT_PRESETS: dict[str, tuple[float, float]] = {
+    "soft_tissue": (40.0, 400.0),
+    "liver": (60.0, 160.0),
+    "lung": (-600.0, 1500.0),
+    "bone": (400.0, 1800.0),
+    "brain": (40.0, 80.0),
+}
+PERCENTILES = (0.5, 99.5)
+
+WindowSpec = Union[str, tuple[float, float], "Window", None]
+
+
+@dataclass(frozen=True)
+class Window:
+    """Linear map of values in `[low, high]` onto `[0, 1]` (clipped)."""
+
+    low: float
+    high: float
+    name: str = "custom"
+
+    @classmethod
+    def from_level_width(cls, level: float, width: float, name: str = "custom") -> "Window":
+        if not width > 0:
+            raise WindowError(f"window width must be > 0 HU; got level={level}, width={width}")
+        return cls(level - width / 2.0, level + width / 2.0, name)
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """`values` (any shape) as float32 in [0, 1]."""
+        scale = 1.0 / max(self.high - self.low, 1e-6)
+        out = (np.asarray(values, dtype=np.float32) - np.float32(self.low)) * np.float32(scale)
+        return np.clip(out, 0.0, 1.0, out=out)
+
+
+def percentile_window(array: np.ndarray, percentiles: tuple[float, float] = PERCENTILES,
+                      max_samples: int = 2_000_000) -> Window:
+    """Robust [p_low, p_high] window of a volume, from a strided sample of its voxels (fast on big scans)."""
+    flat = np.asarray(array).reshape(-1)
+    step = max(1, flat.size // max_samples)
+    sample = flat[::step].astype(np.float32)
+    low, high = np.percentile(sample, percentiles)
+    if not high > low:
+        high = low + 1.0
+    return Window(float(low), float(high), f"percentile {percentiles[0]}-{percentiles[1]}")
+
+
+def resolve_window(spec: WindowSpec, array: np.ndarray, modality: str = "OT") -> Window:
+    """A `Window` from "auto", a CT preset name, "percentile", "level,width", (level, width) or a Window.
+
+    "auto" is the soft-tissue preset for CT and percentile scaling for anything else (MR).
+    """
+    if isinstance(spec, Window):
+        return spec
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "auto"):
+        if str(modality).upper() == "CT":
+            return Window.from_level_width(*CT_PRESETS["soft_tissue"], name="soft_tissue")
+        return percentile_window(array)
+    if isinstance(spec, (tuple, list)):
+        if len(spec) != 2:
+            raise WindowError(f"a window is (level, width); got {spec!r}")
+        return Window.from_level_width(float(spec[0]), float(spec[1]))
+    if isinstance(spec, str):
+        key = spec.strip().lower().replace("-", "_").replace(" ", "_")
+        if key in ("soft", "abdomen"):
+            key = "soft_tissue"
+        if key in CT_PRESETS:
+            return Window.from_level_width(*CT_PRESETS[key], name=key)
+        if key in ("percentile", "mr", "mri"):
+            return percentile_window(array)
+        parts = spec.replace("/", ",").split(",")
+        if len(parts) == 2:
+            try:
+                return Window.from_level_width(float(parts[0]), float(parts[1]))
+            except ValueError:
+                pass
+    raise WindowError(
+        f"unknown window {spec!r}; use 'auto', one of {', '.join(CT_PRESETS)}, 'percentile', "
+        "or 'LEVEL,WIDTH' in HU (e.g. '40,400')"
+    )
