@@ -1,0 +1,201 @@
+"""`napari-sam2 segment SCAN -o OUT --box z,y0,x0,y1,x1 ...`: prompt a slice, propagate, write 3D labels.
+
+Coordinates are voxel indices of the scan array `(z, y, x)` (as `napari-sam2 info` and
+napari show them). `--box s,r0,c0,r1,c1` is a slice index along the propagation axis and a
+2D box on that slice in the two other array axes, in `(z, y, x)` order: for the axial view
+of a usual axial scan that is `z,y0,x0,y1,x1`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class BadArguments(ValueError):
+    """A command-line value that cannot be used (message says which and how to fix it)."""
+
+
+def add_parser(subparsers) -> None:
+    """Register the `segment` subcommand."""
+    parser = subparsers.add_parser(
+        "segment", help="segment objects in 3D from a box/points on one slice",
+        description="Read a scan, prompt one slice per object, propagate through the volume and "
+                    "write a label volume with the scan's geometry. Coordinates are voxel indices "
+                    "(z, y, x) of the scan array. SCAN may be 'sample' for the bundled CT.")
+    parser.add_argument("scan", metavar="SCAN", help="DICOM folder/file, NIfTI, NRRD, MHA, or 'sample'")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help="label file to write (.nii.gz, .nrrd, .mha, or .dcm for DICOM SEG)")
+    parser.add_argument("--model", default="lite_medsam", help="model name (default lite_medsam)")
+    parser.add_argument("--checkpoint", default=None, help="weights file instead of the model store's")
+    parser.add_argument("--box", action="append", default=[], metavar="z,y0,x0,y1,x1[,id]",
+                        help="box on slice z (inclusive voxel indices); each --box is a new object "
+                             "(ids 1, 2, ... unless given as a 6th number)")
+    parser.add_argument("--point", action="append", default=[], metavar="z,y,x[,label[,id]]",
+                        help="point prompt, label 1 positive (default) or 0 negative, for object id "
+                             "(default 1); repeat for more points")
+    parser.add_argument("--prompts", default=None, metavar="JSON",
+                        help='prompts file: {"objects": [{"id": 1, "box": [z,y0,x0,y1,x1], '
+                             '"points": [[z,y,x,label], ...]}]}')
+    parser.add_argument("--axis", default="axial", choices=["axial", "coronal", "sagittal"],
+                        help="view to propagate along, chosen by the scan's direction (default axial)")
+    parser.add_argument("--window", default="auto",
+                        help="auto, soft_tissue, liver, lung, bone, brain, percentile or LEVEL,WIDTH")
+    parser.add_argument("--absent-slices", type=int, default=2,
+                        help="stop after the object is absent on this many slices (default 2)")
+    parser.add_argument("--no-cleanup", action="store_true",
+                        help="keep raw propagated masks (no 3D component / hole clean-up)")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    parser.add_argument("--series-uid", default=None, help="series to read when a folder holds several")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def _numbers(text: str, what: str, counts: tuple[int, ...]) -> list[float]:
+    try:
+        values = [float(v) for v in str(text).replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise BadArguments(f"{what} {text!r}: expected comma-separated numbers") from None
+    if len(values) not in counts:
+        raise BadArguments(f"{what} {text!r}: expected {' or '.join(map(str, counts))} numbers")
+    return values
+
+
+def _as_int(value: float, what: str) -> int:
+    if value != int(value):
+        raise BadArguments(f"{what} must be an integer; got {value}")
+    return int(value)
+
+
+def collect_prompts(boxes: list[str], points: list[str], prompts_file) -> dict[int, dict]:
+    """Objects `{id: {"box": (s, r0, c0, r1, c1) or None, "points": [(z, y, x, label), ...]}}`."""
+    objects: dict[int, dict] = {}
+
+    def obj(obj_id: int) -> dict:
+        if obj_id < 1:
+            raise BadArguments(f"object ids start at 1; got {obj_id}")
+        return objects.setdefault(obj_id, {"box": None, "points": []})
+
+    if prompts_file:
+        path = Path(prompts_file)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise BadArguments(f"cannot read prompts file {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise BadArguments(f"prompts file {path} is not valid JSON: {exc}") from None
+        entries = data.get("objects") if isinstance(data, dict) else data
+        if not isinstance(entries, list):
+            raise BadArguments(f'prompts file {path}: expected {{"objects": [...]}} or a list of objects')
+        for k, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise BadArguments(f"prompts file {path}: object #{k + 1} is not a JSON object")
+            o = obj(_as_int(float(entry.get("id", k + 1)), f"{path}: id"))
+            if entry.get("box") is not None:
+                o["box"] = tuple(_numbers(",".join(map(str, entry["box"])), f"{path}: box", (5,)))
+            for p in entry.get("points", []) or []:
+                values = _numbers(",".join(map(str, p)), f"{path}: point", (3, 4))
+                o["points"].append((*values[:3], int(values[3]) if len(values) == 4 else 1))
+    next_id = max(objects, default=0) + 1
+    for text in boxes:
+        values = _numbers(text, "--box", (5, 6))
+        obj_id = _as_int(values[5], "--box id") if len(values) == 6 else next_id
+        next_id = max(next_id, obj_id) + 1
+        obj(obj_id)["box"] = tuple(values[:5])
+    for text in points:
+        values = _numbers(text, "--point", (3, 4, 5))
+        label = _as_int(values[3], "--point label") if len(values) >= 4 else 1
+        if label not in (0, 1):
+            raise BadArguments(f"--point {text!r}: label must be 1 (positive) or 0 (negative)")
+        obj_id = _as_int(values[4], "--point id") if len(values) == 5 else 1
+        obj(obj_id)["points"].append((*values[:3], label))
+    if not objects:
+        raise BadArguments("no prompt given: use --box z,y0,x0,y1,x1, --point z,y,x or --prompts FILE")
+    return objects
+
+
+def apply_prompts(session, objects: dict[int, dict]) -> None:
+    """Add each object's box (then its points, grouped by slice) to `session`."""
+    import numpy as np
+
+    for obj_id, prompt in sorted(objects.items()):
+        if prompt["box"] is not None:
+            s, r0, c0, r1, c1 = prompt["box"]
+            session.add_box(obj_id, _as_int(s, "box slice"), (r0, c0, r1, c1))
+        by_slice: dict[int, list] = {}
+        for z, y, x, label in prompt["points"]:
+            key = int(round((z, y, x)[session.slicing_axis]))
+            by_slice.setdefault(key, []).append(((z, y, x), label))
+        for items in by_slice.values():
+            session.add_points(obj_id, np.array([p for p, _ in items]), np.array([l for _, l in items]))
+
+
+def run(args) -> int:
+    """Segment and write; 0 ok, 2 bad arguments or input, 1 other failure."""
+    import time
+
+    import numpy as np
+
+    import scanio
+    from sam2core.errors import Sam2CoreError, UnknownModelError
+    from volume import Session, VolumeError
+
+    started = time.perf_counter()
+    try:
+        objects = collect_prompts(args.box, args.point, args.prompts)
+        if args.absent_slices < 1:
+            raise BadArguments(f"--absent-slices must be >= 1; got {args.absent_slices}")
+        path = args.scan
+        if path == "sample":
+            from sample_data import sample_ct_path
+
+            path = sample_ct_path()
+        out = Path(args.output).expanduser()
+        if out.exists() and not args.overwrite:
+            raise BadArguments(f"{out} exists; choose another name or pass --overwrite")
+        scan = scanio.read_scan(path, series_uid=args.series_uid)
+        session = Session(scan, args.model, axis=args.axis, window=args.window, device=args.device,
+                          checkpoint=args.checkpoint, absent_slices=args.absent_slices,
+                          cleanup=not args.no_cleanup)
+        apply_prompts(session, objects)
+    except (BadArguments, scanio.ScanIOError, VolumeError, UnknownModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Sam2CoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT if isinstance(exc, ValueError) else EXIT_FAILED
+
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="slice", desc="propagating", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    try:
+        labels = session.propagate(progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    try:
+        written = scanio.write_labels(out, labels, like=scan, overwrite=args.overwrite)
+    except scanio.ScanIOError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    seconds = time.perf_counter() - started
+    voxel_ml = float(np.prod(scan.spacing_mm)) / 1000.0
+    counts = {obj_id: int((labels == obj_id).sum()) for obj_id in session.object_ids}
+    per_object = ", ".join(f"{k}: {v} voxels {v * voxel_ml:.1f} ml" for k, v in counts.items())
+    print(f"segmented {len(counts)} object(s) ({per_object}); {sum(counts.values())} voxels, "
+          f"{sum(counts.values()) * voxel_ml:.1f} ml; {session.slices_encoded} slices encoded; "
+          f"{seconds:.1f} s -> {written}")
+    return EXIT_OK
