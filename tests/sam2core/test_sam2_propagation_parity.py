@@ -70,8 +70,17 @@ def run_session(predictor, state) -> dict:
     return outputs
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models run far faster on one thread than on an oversubscribed pool."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, one_thread):
     """The official predictor (random weights), its outputs, and the frames as our predictor gets them."""
     folder: Path = tmp_path_factory.mktemp("frames")
     for index, frame in enumerate(synthetic_frames_rgb_u8()):
