@@ -339,9 +339,11 @@ class SegmentationWidget(QWidget):
         self.status.setText("loading the model…")
         self._cancel = threading.Event()
         self._worker = "loading"  # blocks a second click while the model loads
-        loader = self.model_panel.load(then=lambda model: self._start_propagation(model, batch))
-        if loader is not None:
-            loader.errored.connect(lambda _: self._on_finished())
+        self.model_panel.load(then=lambda model: self._start_or_report(model, batch), failed=self._on_finished)
+
+    def _start_or_report(self, model: Any, batch: PromptBatch) -> None:
+        if self._guarded(self._start_propagation, model, batch) is None and not hasattr(self._worker, "start"):
+            self._on_finished()
 
     def _start_propagation(self, model: Any, batch: PromptBatch) -> None:
         from napari.qt.threading import create_worker
@@ -370,11 +372,13 @@ class SegmentationWidget(QWidget):
             direction=self.direction_combo.currentText(),
             cancel=self._cancel,
             _connect={"yielded": self._on_step, "errored": self._on_error},
+            _start_thread=False,
         )
         worker.returned.connect(lambda result: self._on_returned(result, batch, settings))
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self.last_run = {"slices": 0, "cancelled": False}
+        worker.start()
 
     def _window_spec(self) -> str:
         """The window the model sees; "auto" on a CT-like scan without a CT modality tag is soft tissue."""

@@ -152,9 +152,11 @@ class ModelPanel(QWidget):
             name,
             self._download_cancel,
             _connect={"yielded": self._on_download_progress, "errored": self._on_download_error},
+            _start_thread=False,
         )
         worker.returned.connect(lambda path: self._on_download_done(name, path))
         worker.finished.connect(self._on_download_finished)
+        worker.start()
         self._download_worker = worker
         self.download_button.setText("Cancel download")
         self.download_progress.setRange(0, 0)
@@ -190,8 +192,11 @@ class ModelPanel(QWidget):
             self.checkpoint_edit.setText(path)
 
     # --- loading ---------------------------------------------------------------------
-    def load(self, then: Optional[Any] = None):
-        """Load the chosen model in a worker; `then(model)` runs in the UI thread once it is loaded."""
+    def load(self, then: Optional[Any] = None, failed: Optional[Any] = None):
+        """Load the chosen model in a worker; `then(model)` runs in the UI thread once it is loaded.
+
+        `failed()` runs in the UI thread when loading fails (after the error notification).
+        """
         from napari.qt.threading import create_worker
 
         if self.is_ready():
@@ -199,6 +204,7 @@ class ModelPanel(QWidget):
                 then(self.model)
             return None
         choice = self.choice()
+        failed_once = False
         self.status_label.setText(f"loading {choice.name}…")
         self.load_button.setEnabled(False)
         self.busy_changed.emit(True)
@@ -213,10 +219,19 @@ class ModelPanel(QWidget):
         def on_error(exc: Exception) -> None:
             from napari.utils.notifications import show_error
 
+            nonlocal failed_once
+            failed_once = True
             show_error(f"napari-sam2: could not load model {choice.name}: {exc}")
             self.refresh_status()
 
-        worker = create_worker(load_model, choice, _connect={"returned": on_loaded, "errored": on_error})
-        worker.finished.connect(lambda: (self.load_button.setEnabled(True), self.busy_changed.emit(False)))
+        def on_finished() -> None:
+            self.load_button.setEnabled(True)
+            self.busy_changed.emit(False)
+            if failed_once and failed is not None:
+                failed()
+
+        worker = create_worker(load_model, choice, _start_thread=False,
+                               _connect={"returned": on_loaded, "errored": on_error, "finished": on_finished})
         self._load_worker = worker
+        worker.start()
         return worker

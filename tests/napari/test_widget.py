@@ -167,3 +167,18 @@ def test_export_writes_labels_with_scan_geometry(widget, qtbot, tmp_path):
     back = scanio.read_scan(written)
     np.testing.assert_array_equal(back.array, widget.labels_layer.data)
     assert back.same_geometry(widget.image_layer().metadata[SCAN_KEY])
+
+
+def test_model_that_fails_to_load_is_a_notification_and_ui_stays_usable(widget, qtbot, monkeypatch, notifications):
+    from sam2core.errors import ModelNotAvailableError
+
+    def missing(choice):
+        raise ModelNotAvailableError(f"checkpoint for {choice.name} is not in the cache; place it in /somewhere")
+
+    monkeypatch.setattr("napari_sam2.widget.model_panel.load_model", missing)
+    _box(widget)
+    widget.propagate()
+    wait_until_idle(qtbot, widget)
+    assert any("not in the cache" in m for m in notifications.errors())
+    assert widget.propagate_button.isEnabled()
+    assert widget.model_panel.load_button.isEnabled()

@@ -1,0 +1,106 @@
+"""Make the README screenshots from the current code: a real napari viewer, the sample CT, LiteMedSAM.
+
+    xvfb-run -a .venv/bin/python docs/screenshots.py            # writes docs/images/*.png
+
+One box around the liver on the middle slice (placed from the sample's reference labels),
+propagation in both directions with the dock widget, then two pictures: the window with the
+widget and a 2D slice, and a 3D view of the segmentation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+IMAGES = Path(__file__).resolve().parent / "images"
+LIVER = 5
+
+
+def _wait(widget, app, timeout_s: float) -> None:
+    start = time.monotonic()
+    while widget.is_running():
+        app.processEvents()
+        time.sleep(0.05)
+        if time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"propagation still running after {timeout_s:.0f} s")
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def _save_small(rgba: np.ndarray, path: Path, max_width: int) -> None:
+    """PNG, downscaled to `max_width` pixels wide, palette-quantised to keep the file small."""
+    from PIL import Image
+
+    image = Image.fromarray(np.asarray(rgba)[..., :3])
+    if image.width > max_width:
+        image = image.resize((max_width, round(image.height * max_width / image.width)), Image.LANCZOS)
+    image.quantize(colors=192, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    print(f"wrote {path} ({path.stat().st_size // 1024} KiB, {image.width}x{image.height})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=IMAGES)
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--timeout-s", type=float, default=3600)
+    args = parser.parse_args()
+
+    import napari
+    import scanio
+    from qtpy.QtWidgets import QApplication
+    from sample_data import sample_ct_path, sample_labels_path
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    viewer = napari.Viewer(show=True, title="napari-sam2")
+    viewer.window._qt_window.resize(1400, 900)
+    [image] = viewer.open_sample("napari-sam2", "sample_ct")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-sam2", "SAM 2 3D segmentation")
+    app = QApplication.instance()
+    widget.model_panel.precision_combo.setCurrentText(args.precision)
+
+    scan = image.metadata["napari_sam2_scan"]
+    reference = scanio.resample_like(scanio.read_scan(sample_labels_path()), like=scan, is_label=True)
+    middle = scan.shape[0] // 2
+    ys, xs = np.nonzero(reference.array[middle] == LIVER)
+    liver = widget.objects.add_object("liver")
+    widget.ensure_prompt_layers().add_box(liver.obj_id, 0, middle, (ys.min(), xs.min()), (ys.max(), xs.max()))
+
+    started = time.perf_counter()
+    widget.propagate(direction="both directions")
+    _wait(widget, app, args.timeout_s)
+    print(f"propagation: {time.perf_counter() - started:.1f} s; {widget.status.text()}")
+    if not np.any(widget.labels_layer.data):
+        raise SystemExit(f"no segmentation to show: {widget.status.text()} ({sample_ct_path()})")
+
+    # 2D: the prompted slice with its box, the labels and the widget
+    viewer.dims.ndisplay = 2
+    viewer.dims.set_point(0, image.data_to_world((middle, 0, 0))[0])
+    viewer.layers.selection.active = widget.labels_layer
+    viewer.reset_view()
+    for _ in range(10):
+        app.processEvents()
+    _save_small(viewer.screenshot(canvas_only=False, flash=False), args.out / "widget_2d.png", 1200)
+
+    # 3D: the segmented liver as a surface-like volume over a faint CT
+    for layer in (widget.prompt_layers.points, widget.prompt_layers.boxes):
+        layer.visible = False
+    viewer.dims.ndisplay = 3
+    widget.labels_layer.opacity = 1.0
+    image.rendering = "attenuated_mip"
+    image.attenuation = 0.02
+    image.opacity = 0.35
+    viewer.camera.angles = (-20.0, 35.0, 140.0)
+    viewer.reset_view()
+    viewer.camera.zoom *= 1.3
+    for _ in range(10):
+        app.processEvents()
+    _save_small(viewer.screenshot(canvas_only=False, flash=False), args.out / "view_3d.png", 1200)
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
