@@ -70,7 +70,16 @@ class Conv2dBN(nn.Module):
             return self.bn(self.c(x))
         weight, bias = self.folded_weight_and_bias()
         c = self.c
+        if c.kernel_size == (1, 1) and c.stride == (1, 1) and c.groups == 1 and _is_channels_last(x):
+            # A 1×1 conv on channels-last data is a GEMM over (B·H·W, C): MKL beats oneDNN's conv here.
+            out = F.linear(x.permute(0, 2, 3, 1), weight.flatten(1).to(x.dtype), bias.to(x.dtype))
+            return out.permute(0, 3, 1, 2)
         return F.conv2d(x, weight.to(x.dtype), bias.to(x.dtype), c.stride, c.padding, c.dilation, c.groups)
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """True when `x` (B, C, H, W) is stored as (B, H, W, C) and that is not also the default layout."""
+    return x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 class LayerNorm2d(nn.Module):
@@ -191,13 +200,24 @@ class Attention(nn.Module):
         index, num_offsets = relative_offset_index(window)
         self.attention_biases = nn.Parameter(torch.zeros(num_heads, num_offsets))
         self.register_buffer("attention_bias_idxs", index, persistent=False)
+        self._bias_cache: Optional[tuple] = None
+
+    def relative_bias(self, dtype: torch.dtype) -> torch.Tensor:
+        """`(1, heads, N, N)` additive attention bias; cached in eval mode until the parameter changes."""
+        if self.training or torch.is_grad_enabled():
+            return self.attention_biases[:, self.attention_bias_idxs].to(dtype)[None]
+        key = (self.attention_biases._version, self.attention_biases.data_ptr(), dtype,
+               self.attention_biases.device)
+        if self._bias_cache is None or self._bias_cache[0] != key:
+            self._bias_cache = (key, self.attention_biases[:, self.attention_bias_idxs].to(dtype)[None])
+        return self._bias_cache[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B·windows, N, C), already normed
         b, n, _ = x.shape
         q, k, v = self.qkv(x).view(b, n, self.num_heads, 3 * self.head_dim).permute(0, 2, 1, 3).split(
             self.head_dim, dim=3
         )  # each (B, heads, N, head_dim)
-        bias = self.attention_biases[:, self.attention_bias_idxs].to(q.dtype)  # (heads, N, N)
+        bias = self.relative_bias(q.dtype)  # (1, heads, N, N); 4D keeps SDPA on its fused CPU kernel
         if self.use_sdpa:
             x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         else:
@@ -221,12 +241,12 @@ class TinyViTBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, L, C)
         b, length, c = x.shape
         side, win = self.side, self.window
-        # The reference pads with zeros *before* the norm, so padded tokens are norm.bias.
-        y = self.attn.norm(x).view(b, side, side, c)
+        # Zero padding goes *before* the norm (padded tokens become norm.bias), as in the reference.
+        y = x.view(b, side, side, c)
         pad = (win - side % win) % win
         if pad:
-            y = torch.cat([y, self.attn.norm.bias.to(y.dtype).expand(b, pad, side, c)], dim=1)
-            y = torch.cat([y, self.attn.norm.bias.to(y.dtype).expand(b, side + pad, pad, c)], dim=2)
+            y = F.pad(y, (0, 0, 0, pad, 0, pad))
+        y = self.attn.norm(y)
         padded = side + pad
         n = padded // win
         windows = y.view(b, n, win, n, win, c).transpose(2, 3).reshape(b * n * n, win * win, c)
