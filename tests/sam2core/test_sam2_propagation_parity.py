@@ -4,6 +4,7 @@
 back with PIL for ours, so both see the same pixels. Two objects prompted on the middle
 frame (clicks for one, a box for the other), propagated forward then backward from there.
 Every yielded frame's logits agree to <= 1e-3 x max |logit| and >= 99.9 % thresholded.
+Then a correction click on a frame tracked forward, and forward propagation from it.
 Run once with the official model inside our predictor (proves the predictor alone) and once
 with our model (proves the whole stack). A 128-pixel model input keeps this fast on CPU.
 """
@@ -31,6 +32,8 @@ HEIGHT, WIDTH = 100, 120  # (y, x) frame size: not square, not the model size
 MIDDLE = NUM_FRAMES // 2
 CLICKS = dict(points=[[40.0, 50.0], [95.0, 20.0]], labels=[1, 0])
 BOX = dict(box=[70.0, 15.0, 110.0, 45.0])
+CORRECTED = MIDDLE + 3
+CORRECTION = dict(points=[[50.0, 60.0], [30.0, 40.0]], labels=[0, 1])
 OBJ_SCORE_BIAS = "sam_mask_decoder.pred_obj_score_head.layers.2.bias"
 
 
@@ -67,6 +70,11 @@ def run_session(predictor, state) -> dict:
         for frame_idx, ids, masks in predictor.propagate_in_video(state, start_frame_idx=MIDDLE, reverse=reverse):
             assert list(ids) == [1, 2]
             outputs[(direction, frame_idx)] = masks.clone()
+    # A correction click on a frame tracked forward: it becomes a conditioning frame.
+    _, _, masks = predictor.add_new_points_or_box(state, CORRECTED, 1, **CORRECTION)
+    outputs[("correction", CORRECTED)] = masks.clone()
+    for frame_idx, _, masks in predictor.propagate_in_video(state, start_frame_idx=CORRECTED):
+        outputs[("after correction", frame_idx)] = masks.clone()
     return outputs
 
 
@@ -93,6 +101,7 @@ def reference(tmp_path_factory, one_thread):
     weights[OBJ_SCORE_BIAS].fill_(3.0)  # objects present: logits are not all -1024
     official.load_state_dict(weights, strict=True)
     official.eval()
+    official.add_all_frames_to_correct_as_cond = True  # our default: corrections condition later frames
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no CUDA hole-filling kernel on CPU
         state = official.init_state(str(folder))
@@ -102,7 +111,8 @@ def reference(tmp_path_factory, one_thread):
 
 def check_against_reference(ours: dict, ref: dict) -> None:
     assert set(ours) == set(ref)
-    assert len([k for k in ref if k[0] != "clicks" and k[0] != "box"]) == NUM_FRAMES + 1  # middle frame twice
+    assert len([k for k in ref if k[0] in ("forward", "backward")]) == NUM_FRAMES + 1  # middle frame twice
+    assert len([k for k in ref if k[0] == "after correction"]) == NUM_FRAMES - CORRECTED
     for key in sorted(ref, key=str):
         assert_logits_match(ours[key], ref[key], f"{key[0]} frame {key[1]}")
     positive = torch.cat([(m > 0).float().flatten() for m in ref.values()]).mean().item()
@@ -124,3 +134,19 @@ def test_our_model_in_our_predictor_matches_official_predictor(reference):
     predictor = VideoPredictor(model, feature_cache_size=2)
     ours = run_session(predictor, predictor.init_state(frames))
     check_against_reference(ours, ref)
+
+
+def test_frame_preprocessing_equals_the_official_loader(tmp_path):
+    from sam2.utils.misc import _load_img_as_tensor
+
+    from sam2core.predictor.preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess_frame
+
+    path = tmp_path / "frame.jpg"
+    Image.fromarray(synthetic_frames_rgb_u8()[3]).save(path, quality=90)
+    official, _, _ = _load_img_as_tensor(str(path), IMAGE_SIZE)
+    official = official.float()
+    official -= torch.tensor(IMAGENET_MEAN)[:, None, None]
+    official /= torch.tensor(IMAGENET_STD)[:, None, None]
+    decoded = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float() / 255.0
+    ours = preprocess_frame(decoded, IMAGE_SIZE, torch.device("cpu"), resize_mode="pil")[0]
+    assert torch.equal(ours, official)
