@@ -35,7 +35,36 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default=None, help="torch device on the workers (default: cuda, mps, cpu)")
     p.add_argument("--retries", type=int, default=2, help="Dask retries of a task that raised (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--segmenter", default=None, metavar="MODULE:NAME",
+        help="advanced: your own per-scan function or class (called as f(scan, job) -> "
+             "volume.batch.Segmentation; a class is instantiated without arguments) instead of "
+             "the model session; the module must be importable on every worker",
+    )
     p.set_defaults(func=run)
+
+
+class SegmenterSpecError(ValueError):
+    """`--segmenter` does not name an importable callable."""
+
+
+def load_segmenter(spec: str):
+    """`package.module:name` -> the callable (a class is instantiated without arguments)."""
+    import importlib
+    import inspect
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise SegmenterSpecError(f"--segmenter {spec!r} must look like package.module:name")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SegmenterSpecError(f"--segmenter {spec!r} cannot be imported: {exc}") from None
+    if inspect.isclass(obj):
+        obj = obj()
+    if not callable(obj):
+        raise SegmenterSpecError(f"--segmenter {spec!r} is not callable")
+    return obj
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scheduler and args.workers is not None:
         print("note: --workers is ignored with --scheduler (the cluster has its own workers)", file=sys.stderr)
     try:
+        segmenter = load_segmenter(args.segmenter) if args.segmenter else None
         report = segment_cohort(
             args.manifest,
             args.out_dir,
@@ -59,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             retries=args.retries,
             progress=not args.no_progress,
+            segmenter=segmenter,
         )
-    except (ManifestError, BatchError) as exc:
+    except (ManifestError, BatchError, SegmenterSpecError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     failed = report.failed

@@ -7,7 +7,7 @@ One row per (scan, object), as CSV with a header or as JSON lines, same field na
 | `scan` | yes | path of the scan (NIfTI/NRRD/MHA file or DICOM series folder); relative paths are relative to the manifest |
 | `object_id` | no | label value of the object, integer >= 1 (default: 1, 2, ... in row order per scan) |
 | `object_name` / `name` | no | name of the object (default `object_<id>`) |
-| `box` | one of box/points | `z,y0,x0,y1,x1` voxel indices of the scan array: a box on slice `z` |
+| `box` | one of box/points | `z,y0,x0,y1,x1` voxel indices of the scan array: a box on axial slice `z` (with another `axis`: `slice,r0,c0,r1,c1` as in `volume.session`) |
 | `points` | one of box/points | `z,y,x[,label]` separated by `;` (label 1 positive, default; 0 negative) |
 | `axis` | no | slicing axis for this scan (`axial`, `coronal`, `sagittal`) |
 | `window` | no | intensity window for this scan (`auto`, a preset name or `level,width`) |

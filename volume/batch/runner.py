@@ -78,7 +78,7 @@ class SessionSegmenter:
         return job.model or self.model or DEFAULT_MODEL
 
     def __call__(self, scan, job: ScanJob) -> Segmentation:
-        from volume import Session
+        from volume.session import Session
 
         model = cached_model(self.model_name(job), self.device)
         options = {}
@@ -89,10 +89,16 @@ class SessionSegmenter:
         session = Session(scan, model=model, device=self.device, **options)
         for obj in job.objects:
             if obj.box_zyx is not None:
-                z, y0, x0, y1, x1 = obj.box_zyx
-                session.add_box(obj.obj_id, z, (y0, x0, y1, x1))
+                # (slice, r0, c0, r1, c1): for the axial view (z, y0, x0, y1, x1)
+                slice_index, r0, c0, r1, c1 = obj.box_zyx
+                session.add_box(obj.obj_id, slice_index, (r0, c0, r1, c1))
             if obj.points_zyx:
-                session.add_points(obj.obj_id, np.asarray(obj.points_zyx), np.asarray(obj.point_labels))
+                points = np.asarray(obj.points_zyx, dtype=float)
+                labels = np.asarray(obj.point_labels, dtype=int)
+                on_slice = points[:, session.slicing_axis]
+                for s in np.unique(on_slice):  # the session takes one slice's points per call
+                    pick = on_slice == s
+                    session.add_points(obj.obj_id, points[pick], labels[pick])
         session.propagate()
         return Segmentation(np.asarray(session.labels), int(session.slices_encoded))
 
