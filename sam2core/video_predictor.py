@@ -37,6 +37,7 @@ from sam2core.predictor.state import (
     FrameFeatures,
     FrameOutput,
     InferenceState,
+    MemoryBank,
     ObjectState,
     PendingOutput,
 )
@@ -59,6 +60,8 @@ class VideoPredictor:
     bicubic), "torch" resizes in float precision. `memory_dtype`: storage dtype of spatial
     memories (bfloat16 like the official predictor). `autocast_dtype`: optional
     `torch.autocast` dtype for the model (e.g. `torch.bfloat16`), off by default.
+    `batch_objects`: track objects whose memories cover the same frames in one batch
+    (same results up to float rounding; one pass through the model per frame).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class VideoPredictor:
         resize_mode: ResizeMode = "pil",
         memory_dtype: torch.dtype = torch.bfloat16,
         autocast_dtype: Optional[torch.dtype] = None,
+        batch_objects: bool = True,
     ) -> None:
         if feature_cache_size < 1:
             raise ValueError(f"feature_cache_size must be at least 1, got {feature_cache_size}")
@@ -82,6 +86,7 @@ class VideoPredictor:
         self.resize_mode = resize_mode
         self.memory_dtype = memory_dtype
         self.autocast_dtype = autocast_dtype
+        self.batch_objects = batch_objects
 
     # ------------------------------------------------------------------ model facts
     @property
@@ -213,13 +218,13 @@ class VideoPredictor:
                 frames.add(-(-(frame_idx + 2) // stride) * stride + (t_rel - 2) * stride)
         return frames
 
-    def _memory_view(self, obj: ObjectState, frame_idx: int, reverse: bool) -> dict:
+    def _memory_view(self, bank: MemoryBank, frame_idx: int, reverse: bool) -> dict:
         """The bank as `track_step` reads it; pointer-only outputs are hidden where it would read spatial memory."""
-        view = obj.bank.as_output_dict()
+        view = bank.as_output_dict()
         hidden = [t for t in self._memory_frames_read(frame_idx, reverse)
-                  if t in obj.bank.non_cond and not obj.bank.non_cond[t].has_memory]
+                  if t in bank.non_cond and not bank.non_cond[t].has_memory]
         if hidden:
-            view["non_cond_frame_outputs"] = {t: out for t, out in obj.bank.non_cond.items() if t not in hidden}
+            view["non_cond_frame_outputs"] = {t: out for t, out in bank.non_cond.items() if t not in hidden}
         return view
 
     def _track_one(
@@ -244,7 +249,7 @@ class VideoPredictor:
                 feat_sizes=feats.feat_sizes,
                 point_inputs=point_inputs,
                 mask_inputs=mask_inputs,
-                output_dict=self._memory_view(obj, frame_idx, reverse),
+                output_dict=self._memory_view(obj.bank, frame_idx, reverse),
                 num_frames=state.num_frames,
                 track_in_reverse=reverse,
                 run_mem_encoder=run_mem_encoder,
@@ -260,6 +265,95 @@ class VideoPredictor:
             maskmem_features=maskmem_features,
             maskmem_pos_enc=self._shared_pos_enc(state, out["maskmem_pos_enc"]),
         )
+
+    def _reachable(self, frame_idx: int) -> range:
+        window = self.pointer_window()
+        return range(frame_idx - window, frame_idx + window + 1)
+
+    def _memory_layout(self, obj: ObjectState, frame_idx: int) -> tuple:
+        """What `track_step` could read for this object on `frame_idx`: objects with equal layouts batch together."""
+        reachable = self._reachable(frame_idx)
+        return (tuple(sorted(obj.bank.cond)),
+                tuple(sorted((t, out.has_memory) for t, out in obj.bank.non_cond.items() if t in reachable)))
+
+    def _batched_bank(self, objects: list[ObjectState], frame_idx: int) -> MemoryBank:
+        """One bank whose outputs stack the objects' outputs along the batch (equal layouts required)."""
+        def stack(outs: list[FrameOutput]) -> FrameOutput:
+            first = outs[0]
+            pos = None if first.maskmem_pos_enc is None else [x[0:1].expand(len(outs), -1, -1, -1)
+                                                                for x in first.maskmem_pos_enc]
+            return FrameOutput(
+                pred_masks=None,
+                obj_ptr=torch.cat([o.obj_ptr for o in outs]),
+                object_score_logits=torch.cat([o.object_score_logits for o in outs]),
+                maskmem_features=None if first.maskmem_features is None else torch.cat(
+                    [o.maskmem_features for o in outs]),
+                maskmem_pos_enc=pos,
+            )
+
+        reachable = self._reachable(frame_idx)
+        bank = MemoryBank()
+        for t in objects[0].bank.cond:
+            bank.cond[t] = stack([o.bank.cond[t] for o in objects])
+        for t in objects[0].bank.non_cond:
+            if t in reachable:
+                bank.non_cond[t] = stack([o.bank.non_cond[t] for o in objects])
+        return bank
+
+    def _track_batch(self, state: InferenceState, objects: list[ObjectState], frame_idx: int,
+                     reverse: bool) -> list[FrameOutput]:
+        """One propagation step for several objects with equal memory layouts, in one batch."""
+        feats = self._frame_features(state, frame_idx)
+        batch = len(objects)
+        bank = self._batched_bank(objects, frame_idx)
+        with self._autocast():
+            out = self.model.track_step(
+                frame_idx=frame_idx,
+                is_init_cond_frame=False,
+                current_vision_feats=[x.expand(-1, batch, -1) for x in feats.vision_feats],
+                current_vision_pos_embeds=[x.expand(-1, batch, -1) for x in feats.vision_pos_embeds],
+                feat_sizes=feats.feat_sizes,
+                point_inputs=None,
+                mask_inputs=None,
+                output_dict=self._memory_view(bank, frame_idx, reverse),
+                num_frames=state.num_frames,
+                track_in_reverse=reverse,
+                run_mem_encoder=True,
+                prev_sam_mask_logits=None,
+            )
+        maskmem_features = out["maskmem_features"].to(self.memory_dtype)
+        pos_enc = self._shared_pos_enc(state, [x[0:1] for x in out["maskmem_pos_enc"]])
+        return [
+            FrameOutput(
+                pred_masks=out["pred_masks"][i:i + 1].float(),
+                obj_ptr=out["obj_ptr"][i:i + 1],
+                object_score_logits=out["object_score_logits"][i:i + 1],
+                maskmem_features=maskmem_features[i:i + 1].clone(),
+                maskmem_pos_enc=pos_enc,
+            )
+            for i in range(batch)
+        ]
+
+    def _track_frame(self, state: InferenceState, objects: list[ObjectState], frame_idx: int,
+                     reverse: bool) -> list[FrameOutput]:
+        """Propagation step on one frame for objects without a prompt there (batched where layouts agree)."""
+        groups: dict[tuple, list[ObjectState]] = {}
+        for obj in objects:
+            key = self._memory_layout(obj, frame_idx) if self._can_batch() else (id(obj),)
+            groups.setdefault(key, []).append(obj)
+        results: dict[int, FrameOutput] = {}
+        for group in groups.values():
+            if len(group) == 1:
+                outs = [self._track_one(state, group[0], frame_idx, is_init_cond_frame=False, reverse=reverse)]
+            else:
+                outs = self._track_batch(state, group, frame_idx, reverse)
+            results.update({id(obj): out for obj, out in zip(group, outs)})
+        return [results[id(obj)] for obj in objects]
+
+    def _can_batch(self) -> bool:
+        # Memory encoding in a batch would apply the model's non-overlap rule across objects,
+        # which the official predictor (objects one by one) never does.
+        return self.batch_objects and not getattr(self.model, "non_overlap_masks_for_mem_enc", False)
 
     def _encode_memory(self, state: InferenceState, frame_idx: int, output: FrameOutput) -> None:
         """Run the memory encoder on a prompted frame's output (its mask treated as user-given)."""
@@ -521,6 +615,8 @@ class VideoPredictor:
             order = range(start_frame_idx, end_frame_idx + 1)
 
         for frame_idx in order:
+            to_track = [obj for obj in state.objects if frame_idx not in obj.bank.cond]
+            tracked = dict(zip(map(id, to_track), self._track_frame(state, to_track, frame_idx, reverse)))
             masks, scores = [], {}
             for obj in state.objects:
                 out = obj.bank.cond.get(frame_idx)
@@ -528,8 +624,7 @@ class VideoPredictor:
                     if self.clear_non_cond_mem_around_input:
                         self._clear_memory_around(obj, frame_idx)
                 else:
-                    out = self._track_one(state, obj, frame_idx, is_init_cond_frame=False, reverse=reverse,
-                                          run_mem_encoder=True)
+                    out = tracked[id(obj)]
                     obj.bank.non_cond[frame_idx] = out
                 obj.tracked_reverse[frame_idx] = reverse
                 masks.append(out.pred_masks.to(state.device))
