@@ -245,3 +245,27 @@ def test_mask_prompt_tracks(model):
     assert obj_ids == [7] and tuple(masks.shape) == (1, 1, HEIGHT, WIDTH)
     frames = [f for f, _, _ in predictor.propagate_in_video(state)]
     assert frames == [1, 2, 3]
+
+
+def test_objects_tracked_in_one_batch_match_one_by_one(model, monkeypatch):
+    frames = make_frames(5)
+    calls = []
+    real_track_step = model.track_step
+
+    def counting_track_step(*args, **kwargs):
+        calls.append(kwargs["current_vision_feats"][-1].shape[1])  # batch size
+        return real_track_step(*args, **kwargs)
+
+    monkeypatch.setattr(model, "track_step", counting_track_step)
+    outputs = {}
+    for batch_objects in (False, True):
+        calls.clear()
+        predictor = VideoPredictor(model, batch_objects=batch_objects)
+        state = predictor.init_state(frames)
+        prompt(predictor, state, frame_idx=0)
+        outputs[batch_objects] = collect(predictor.propagate_in_video(state))
+        # 2 prompt steps, then per propagated frame: one batch of 2, or two of 1
+        assert calls == [1, 1] + ([2] * 4 if batch_objects else [1] * 8)
+    for frame_idx, ref in outputs[False].items():
+        err = (outputs[True][frame_idx] - ref).abs().max().item()
+        assert err <= 1e-4 * ref.abs().max().item(), frame_idx
