@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 
 from napari_sam2.cli import main
 from tests.batch.conftest import write_manifest_csv
@@ -16,6 +17,8 @@ def test_batch_cli_runs_a_local_cluster_and_resumes(cohort, capsys):
     assert main(argv) == 1  # the corrupt scan failed, the others were written
     captured = capsys.readouterr()
     assert "started a local Dask cluster: 2 worker(s) x 1 thread(s)" in captured.err
+    if importlib.util.find_spec("bokeh") is not None:
+        assert "dashboard: http://" in captured.err
     assert "3 scan(s) ok, 1 failed" in captured.out and "broken.nii.gz" in captured.err
     with (cohort["out"] / "summary.csv").open() as fh:
         statuses = [r["status"] for r in csv.DictReader(fh)]

@@ -25,7 +25,7 @@ def _box_row(path, liver: np.ndarray) -> dict:
     z = liver.shape[0] // 2
     ys, xs = np.nonzero(liver[z])
     box = f"{z},{ys.min()},{xs.min()},{ys.max()},{xs.max()}"
-    return {"scan": str(path), "object_id": 1, "object_name": "liver", "box": box}
+    return {"scan": str(path), "object_id": 1, "object_name": "liver", "box": box, "window": "40,400"}
 
 
 @pytest.mark.slow
