@@ -162,6 +162,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="256 model input, 512² frames, 8 and 32 frames")
     parser.add_argument("--bf16", action="store_true", help="also measure our predictor under bf16 autocast")
     parser.add_argument("--no-hybrid", action="store_true", help="skip our predictor driving the official model")
+    parser.add_argument("--impls", nargs="+", default=None,
+                        help="which rows to measure (official is always measured: it is the reference)")
     parser.add_argument("--threads", type=int, default=torch_threads_default())
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)
@@ -176,6 +178,8 @@ def main() -> None:
     args.image_size = args.image_size or (256 if args.quick else 1024)
     args.frame_size = args.frame_size or (512 if args.quick else 1024)
     impls = ["official", "ours"] + ([] if args.no_hybrid else ["ours+official-model"]) + (["ours bf16"] if args.bf16 else [])
+    if args.impls:
+        impls = ["official"] + [impl for impl in args.impls if impl != "official"]
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_sam2_") as tmp:

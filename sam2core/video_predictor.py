@@ -146,7 +146,7 @@ class VideoPredictor:
         state.last_object_scores.clear()
 
     def last_object_scores(self, state: InferenceState) -> dict[Any, float]:
-        """Object-score logit of each object on the last yielded frame (> 0: present)."""
+        """Object-score logit of each object on the last frame returned (yielded or prompted; > 0: present)."""
         return dict(state.last_object_scores)
 
     # ------------------------------------------------------------------ frames and features
@@ -325,7 +325,7 @@ class VideoPredictor:
         pos_enc = self._shared_pos_enc(state, [x[0:1] for x in out["maskmem_pos_enc"]])
         return [
             FrameOutput(
-                pred_masks=out["pred_masks"][i:i + 1].float(),
+                pred_masks=out["pred_masks"][i:i + 1].float().clone(),
                 obj_ptr=out["obj_ptr"][i:i + 1],
                 object_score_logits=out["object_score_logits"][i:i + 1],
                 maskmem_features=maskmem_features[i:i + 1].clone(),
@@ -383,19 +383,25 @@ class VideoPredictor:
         return masks
 
     def _consolidated_masks(self, state: InferenceState, frame_idx: int, is_cond: bool) -> torch.Tensor:
-        """Every object's current mask on a frame (pending prompt output first), at frame resolution."""
+        """Every object's current mask on a frame (pending prompt output first), at frame resolution.
+
+        Also makes `last_object_scores` describe this frame (objects with no output there are left out).
+        """
         size = (state.video_height, state.video_width)
         consolidated = torch.full((len(state.objects), 1, *size), NO_OBJ_SCORE, dtype=torch.float32,
                                   device=state.device)
+        scores = {}
         for index, obj in enumerate(state.objects):
             pending = obj.pending.get(frame_idx)
             out = pending.output if pending is not None and pending.is_cond == is_cond else obj.bank.get(frame_idx)
             if out is None or out.pred_masks is None:
                 continue
+            scores[obj.obj_id] = float(out.object_score_logits.reshape(-1)[0])
             mask = out.pred_masks.to(state.device)
             if tuple(mask.shape[-2:]) != size:
                 mask = F.interpolate(mask, size=size, mode="bilinear", align_corners=False)
             consolidated[index:index + 1] = mask
+        state.last_object_scores = scores
         return self._to_video_res(state, consolidated)
 
     # ------------------------------------------------------------------ prompts

@@ -175,7 +175,6 @@ def test_last_object_scores_follow_the_yielded_frame(model):
     predictor = VideoPredictor(model)
     state = predictor.init_state(make_frames(4))
     prompt(predictor, state, frame_idx=0)
-    assert predictor.last_object_scores(state) == {}
     for frame_idx, _, _ in predictor.propagate_in_video(state):
         scores = predictor.last_object_scores(state)
         expected = state.find(1).bank.get(frame_idx).object_score_logits.item()
@@ -269,3 +268,14 @@ def test_objects_tracked_in_one_batch_match_one_by_one(model, monkeypatch):
     for frame_idx, ref in outputs[False].items():
         err = (outputs[True][frame_idx] - ref).abs().max().item()
         assert err <= 1e-4 * ref.abs().max().item(), frame_idx
+
+
+def test_last_object_scores_after_a_prompt_describe_the_prompted_frame(model):
+    predictor = VideoPredictor(model)
+    state = predictor.init_state(make_frames(4))
+    prompt(predictor, state, frame_idx=0)
+    list(predictor.propagate_in_video(state))
+    predictor.add_new_points_or_box(state, 2, 1, points=[[25.0, 20.0]], labels=[1])
+    scores = predictor.last_object_scores(state)
+    assert scores[1] == pytest.approx(state.find(1).pending[2].output.object_score_logits.item())
+    assert scores[2] == pytest.approx(state.find(2).bank.get(2).object_score_logits.item())
