@@ -118,6 +118,22 @@ class SegmentationWidget(QWidget):
         # --- export -------------------------------------------------------------------
         self.export_button = QPushButton("Export labels…")
 
+        for control, tip in (
+            (self.axis_combo, "slices the model walks through; also sets napari's slider to that axis"),
+            (self.window_combo, "intensity window the model sees (CT presets in HU; 'auto': soft tissue "
+                                "for CT, percentiles for MR); also applied to the display"),
+            (self.points_button, "click on the object (positive); Shift+click or the toggle below: negative"),
+            (self.box_button, "drag a rectangle around the object on one slice"),
+            (self.direction_combo, "propagate from each prompted slice in both directions, or one way"),
+            (self.propagate_button, "send new prompts and carry every object through the volume; "
+                                    "a prompt added afterwards is a correction"),
+            (self.cancel_button, "stop after the current slice; the labels so far are kept"),
+            (self.undo_button, "restore the labels from before the last propagation, correction or removal"),
+            (self.export_button, "write the labels with the scan's geometry: NIfTI, NRRD, MHA, or DICOM SEG "
+                                 "(.dcm) when the scan came from DICOM"),
+        ):
+            control.setToolTip(tip)
+
         content = QWidget()
         layout = QVBoxLayout(content)
         for part in (scan_box, model_box, objects_box, run_box):
@@ -138,6 +154,7 @@ class SegmentationWidget(QWidget):
         self.viewer.layers.events.moved.connect(self._refresh_images)
         self.image_combo.currentTextChanged.connect(self._on_image_changed)
         self.window_combo.currentTextChanged.connect(self._on_window_changed)
+        self.axis_combo.currentTextChanged.connect(self._on_axis_changed)
         self.objects.changed.connect(self._on_objects_changed)
         self.objects.current_changed.connect(lambda _: self._on_objects_changed())
         self.objects.removed.connect(self._on_object_removed)
@@ -190,6 +207,16 @@ class SegmentationWidget(QWidget):
         key = "soft_tissue" if name == "auto" and scan is not None and is_ct_like(scan) else name
         if key in CT_PRESETS:
             layer.contrast_limits = window_limits(*CT_PRESETS[key])
+
+    def _on_axis_changed(self, view: str) -> None:
+        """Show the slices the session will use: the slicing axis becomes napari's slider."""
+        from volume.slicing import slicing_axis
+
+        layer = self.image_layer()
+        if layer is None or self.viewer.dims.ndim != 3:
+            return
+        axis = slicing_axis(view, scan_from_image_layer(layer).direction)
+        self.viewer.dims.order = (axis, *[a for a in range(3) if a != axis])
 
     # --- objects and prompts ------------------------------------------------------------------
     def ensure_prompt_layers(self) -> PromptLayers:

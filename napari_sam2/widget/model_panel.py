@@ -75,6 +75,11 @@ class ModelPanel(QWidget):
         self.precision_combo = QComboBox()
         self.precision_combo.addItems(PRECISIONS)
         self.load_button = QPushButton("Load model")
+        self.precision_combo.setToolTip("bf16/fp16 autocast: faster on GPUs and CPUs with bf16 units; "
+                                        "on other CPUs much slower than fp32")
+        self.device_combo.setToolTip("auto: cuda, then mps, then cpu")
+        self.download_button.setToolTip("fetch the checkpoint into the model cache (verified; resumable)")
+        self.load_button.setToolTip("load now; Propagate also loads the model when needed (in the background)")
 
         download_row = QHBoxLayout()
         download_row.addWidget(self.status_label, 1)

@@ -182,3 +182,10 @@ def test_model_that_fails_to_load_is_a_notification_and_ui_stays_usable(widget, 
     assert any("not in the cache" in m for m in notifications.errors())
     assert widget.propagate_button.isEnabled()
     assert widget.model_panel.load_button.isEnabled()
+
+
+def test_axis_preset_moves_napari_slider_to_the_slicing_axis(widget):
+    widget.axis_combo.setCurrentText("coronal")
+    assert tuple(widget.viewer.dims.order) == (1, 0, 2)
+    widget.axis_combo.setCurrentText("axial")
+    assert tuple(widget.viewer.dims.order) == (0, 1, 2)
