@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Collection, Iterator, Optional
 
 import numpy as np
 import torch
@@ -38,14 +38,20 @@ NO_OBJECT_LOGIT = -1024.0  # SAM 2's fill value for frames where an object is ab
 class CarryConfig:
     """How one frame's mask is carried to the next (sizes relative to sqrt(mask area) in pixels)."""
 
-    margin_ratios: tuple[float, ...] = (0.0, 0.1, 0.25)  # candidate box margins
+    margin: float = 0.1  # box margin of the main candidates
+    wide_margin: float = 0.3  # one more box, against masks shrinking slice after slice
+    multimask: bool = True  # the main box's three multimask outputs are candidates too
+    mask_prompt: bool = True  # main box + previous mask as mask prompt is a candidate too
     min_margin_px: float = 1.0
     max_margin_px: float = 30.0
     dilation_ratio: float = 0.25  # constraint: new mask within prev mask dilated by this
     min_dilation_px: int = 2
-    agreement_weight: float = 1.0  # candidate score = predicted IoU + weight * Dice with prev mask
-    min_iou: float = 0.55  # below: object gone
-    min_overlap: float = 0.5  # fraction of the new mask inside the dilated prev mask; below: gone
+    agreement_weight: float = 3.0  # candidate score = predicted IoU + weight * Dice with prev mask
+    mask_threshold: float = 0.0  # logits above this are the object (yielded logits are shifted by it)
+    iou_drop: float = 0.12  # gone when predicted IoU falls this far below its recent median ...
+    min_iou: float = 0.5  # ... or below this
+    iou_history: int = 3  # frames in that median
+    min_overlap: float = 0.5  # fraction of the raw new mask inside the dilated prev mask; below: gone
     min_area_ratio: float = 0.15  # new area / prev area; below: gone
     min_area_px: int = 4
     lookback: int = 2  # frames back to find a present mask to carry from
@@ -60,18 +66,19 @@ class _Output:
     logits: torch.Tensor  # (h, w) float16, cpu
     score: float
     frame_hw: tuple[int, int]
+    iou: float = float("nan")  # the model's predicted IoU for this mask
 
     @classmethod
-    def from_logits(cls, logits: torch.Tensor, score: float, pad: int = 4) -> "_Output":
+    def from_logits(cls, logits: torch.Tensor, score: float, pad: int = 4, iou: float = float("nan")) -> "_Output":
         h, w = logits.shape
         inside = logits > 0
         if not bool(inside.any()):
-            return cls(0, 0, logits.new_zeros((0, 0), dtype=torch.float16).cpu(), score, (h, w))
+            return cls(0, 0, logits.new_zeros((0, 0), dtype=torch.float16).cpu(), score, (h, w), iou)
         rows = torch.nonzero(inside.any(dim=1)).flatten()
         cols = torch.nonzero(inside.any(dim=0)).flatten()
         r0, r1 = max(int(rows[0]) - pad, 0), min(int(rows[-1]) + 1 + pad, h)
         c0, c1 = max(int(cols[0]) - pad, 0), min(int(cols[-1]) + 1 + pad, w)
-        return cls(r0, c0, logits[r0:r1, c0:c1].detach().to("cpu", torch.float16), score, (h, w))
+        return cls(r0, c0, logits[r0:r1, c0:c1].detach().to("cpu", torch.float16), score, (h, w), iou)
 
     @property
     def present(self) -> bool:
@@ -225,7 +232,7 @@ class CarryingPredictor:
         multimask = box_arr is None and pts is not None and len(pts) == 1
         logits, iou = self._decode(embedding, points=pts, labels=lab, box=box_arr, multimask=multimask)
         best = int(torch.argmax(iou)) if multimask else 0
-        output = _Output.from_logits(logits[best], score=10.0)
+        output = _Output.from_logits(logits[best] - self.config.mask_threshold, score=10.0, iou=float(iou[best]))
         if not bool((logits[best] > 0).any()):
             output.score = -10.0
         state["outputs"][obj_id][frame_idx] = output
@@ -260,12 +267,19 @@ class CarryingPredictor:
     # ------------------------------------------------------------ propagation
     def propagate_in_video(self, state: dict, start_frame_idx: Optional[int] = None,
                            max_frame_num_to_track: Optional[int] = None,
-                           reverse: bool = False) -> Iterator[tuple[int, list, torch.Tensor]]:
+                           reverse: bool = False,
+                           obj_ids: Optional[Collection[int]] = None) -> Iterator[tuple[int, list, torch.Tensor]]:
         """Yield `(frame_idx, obj_ids, mask_logits)` from `start_frame_idx` onward (or backward).
 
         Prompted frames yield their prompt's result; other frames carry each object's result
         from the previous frame in the direction of travel. Results are stored before each
-        yield, so the consumer may stop at any time.
+        yield, so the consumer may stop at any time. Unlike SAM 2, a frame where the object
+        is judged absent (`last_object_scores` <= 0) still yields the model's best guess
+        (the consumer decides whether a short absence was a doubt or the object's end).
+
+        `obj_ids` (an extension of the official API): track only these objects; it is read
+        at every frame, so the caller may remove objects from it while iterating (e.g. once
+        they have left the volume). Others yield their stored result, or "absent".
         """
         if not state["obj_ids"]:
             raise PromptError("no object has a prompt yet; add points, a box or a mask first")
@@ -281,37 +295,49 @@ class CarryingPredictor:
         for frame_idx in range(start, end + step, step):
             if frame_idx != start or not all(frame_idx in state["outputs"][o] for o in state["obj_ids"]):
                 for obj in state["obj_ids"]:
+                    if obj_ids is not None and obj not in obj_ids:
+                        continue
                     if frame_idx in state["inputs"][obj] and frame_idx in state["outputs"][obj]:
                         continue  # a prompted frame keeps its prompt's result
                     state["outputs"][obj][frame_idx] = self._track(state, obj, frame_idx, step)
             yield self._frame_result(state, frame_idx)
 
-    def _carry_source(self, state: dict, obj: int, frame_idx: int, step: int) -> Optional[_Output]:
+    def _carry_source(self, state: dict, obj: int, frame_idx: int, step: int) -> tuple[Optional[_Output], list]:
+        """The last present output behind `frame_idx`, and the predicted IoUs of recent present outputs."""
         outputs = state["outputs"][obj]
-        for back in range(1, self.config.lookback + 1):
+        source, ious = None, []
+        for back in range(1, self.config.lookback + self.config.iou_history + 1):
             out = outputs.get(frame_idx - back * step)
-            if out is not None and out.present:
-                return out
-        return None
+            if out is None or not out.present:
+                continue
+            if source is None and back <= self.config.lookback:
+                source = out
+            if not np.isnan(out.iou) and len(ious) < self.config.iou_history:
+                ious.append(out.iou)
+        return source, ious
 
     def _track(self, state: dict, obj: int, frame_idx: int, step: int) -> _Output:
         """Carry `obj` onto `frame_idx` from its last present mask behind it (in the direction of travel)."""
-        source = self._carry_source(state, obj, frame_idx, step)
+        source, ious = self._carry_source(state, obj, frame_idx, step)
         if source is None:
             hw = state["frame_hw"]
             return _Output(0, 0, torch.zeros((0, 0), dtype=torch.float16), NO_OBJECT_LOGIT, hw)
         embedding = self._embedding(state, frame_idx)
         prev = source.full_logits() > 0
-        logits, score = carry_mask(self.model, embedding, prev, self.config, decode=self._decode)
-        return _Output.from_logits(logits, score)
+        expected_iou = float(np.median(ious)) if ious else None
+        logits, score, iou = carry_mask(self.model, embedding, prev, self.config, decode=self._decode,
+                                        expected_iou=expected_iou)
+        return _Output.from_logits(logits, score, iou=iou)
 
 
-def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConfig,
-               decode=None) -> tuple[torch.Tensor, float]:
+def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConfig, decode=None,
+               expected_iou: Optional[float] = None) -> tuple[torch.Tensor, float, float]:
     """Segment the object on a new frame from its previous mask `prev` `(H, W)` bool.
 
-    Returns `(H, W)` logits (NO_OBJECT_LOGIT outside the allowed region) and a presence
-    score (> 0 present).
+    Returns `(H, W)` logits (shifted so that > 0 is the object; NO_OBJECT_LOGIT outside the
+    allowed region), a presence score (> 0 present) and the chosen mask's predicted IoU.
+    `expected_iou` is the object's recent predicted IoU: a sharp drop below it means the
+    box no longer holds the object.
     """
     decode = decode or (lambda emb, **p: tuple(t.float().cpu() for t in model.decode(emb, **p)))
     h, w = prev.shape
@@ -319,28 +345,47 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
     size = float(np.sqrt(area))
     x0, y0, x1, y1 = _bbox(prev)
     allowed = _dilate(prev, max(config.min_dilation_px, int(round(config.dilation_ratio * size))))
-    best = None
-    for ratio in config.margin_ratios:
+
+    def box_with(ratio: float) -> np.ndarray:
         margin = float(np.clip(ratio * size, config.min_margin_px, config.max_margin_px))
-        box = np.array([max(x0 - margin, 0), max(y0 - margin, 0),
-                        min(x1 + margin, w - 1), min(y1 + margin, h - 1)], dtype=np.float32)
-        logits, iou = decode(embedding, box=box)
-        logits = logits[0]
-        mask = (logits > 0) & allowed
-        agreement = _dice(mask, prev)
-        value = float(iou[0]) + config.agreement_weight * agreement
+        return np.array([max(x0 - margin, 0), max(y0 - margin, 0),
+                         min(x1 + margin, w - 1), min(y1 + margin, h - 1)], dtype=np.float32)
+
+    box = box_with(config.margin)
+    logits, iou_t = decode(embedding, box=box)
+    presence_iou = float(iou_t[0])  # one fixed prompt kind, comparable from frame to frame
+    candidates = [(logits[0], presence_iou)]
+    if config.multimask:
+        multi, multi_iou = decode(embedding, box=box, multimask=True)
+        candidates += [(multi[k], float(multi_iou[k])) for k in range(multi.shape[0])]
+    if config.mask_prompt:
+        prev_logits = prev.float() * 20.0 - 10.0
+        with_mask, with_mask_iou = decode(embedding, box=box, mask_input=prev_logits)
+        candidates.append((with_mask[0], float(with_mask_iou[0])))
+    if config.wide_margin > config.margin:
+        wide, wide_iou = decode(embedding, box=box_with(config.wide_margin))
+        candidates.append((wide[0], float(wide_iou[0])))
+    best = None
+    for candidate, candidate_iou in candidates:
+        candidate = candidate - config.mask_threshold
+        mask = (candidate > 0) & allowed
+        value = candidate_iou + config.agreement_weight * _dice(mask, prev)
         if best is None or value > best[0]:
-            best = (value, logits, float(iou[0]), mask)
-    _, logits, iou, mask = best
+            best = (value, candidate, mask)
+    _, logits, mask = best
+    iou = presence_iou
+    raw_area = int((logits > 0).sum())
     logits = torch.where(allowed, logits, torch.full_like(logits, NO_OBJECT_LOGIT))
     new_area = int(mask.sum())
-    raw_area = int((logits > 0).sum())
     overlap = new_area / max(raw_area, 1)
+    min_iou = config.min_iou
+    if expected_iou is not None:
+        min_iou = max(min_iou, expected_iou - config.iou_drop)
     # presence: every criterion as a margin above its threshold; the weakest decides
     margins = [
-        (iou - config.min_iou) * 10.0,
+        (iou - min_iou) * 10.0,
         (overlap - config.min_overlap) * 10.0,
         (new_area / max(area, 1) - config.min_area_ratio) * 10.0,
         float(new_area - config.min_area_px),
     ]
-    return logits, float(min(margins))
+    return logits, float(min(margins)), iou

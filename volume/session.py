@@ -25,6 +25,7 @@ Typical use::
 
 from __future__ import annotations
 
+import inspect
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
@@ -457,9 +458,13 @@ class Session:
         if not active:
             return 0
         absent = {o: 0 for o in active}
+        tentative: dict[int, list] = {o: [] for o in active}  # masks on slices judged absent
         steps = 0
+        options = {}
+        if "obj_ids" in inspect.signature(self.predictor.propagate_in_video).parameters:
+            options["obj_ids"] = active  # shrinks as objects stop: no work for them
         frames = self.predictor.propagate_in_video(
-            self._state, start_frame_idx=s, max_frame_num_to_track=length, reverse=reverse)
+            self._state, start_frame_idx=s, max_frame_num_to_track=length, reverse=reverse, **options)
         try:
             for frame_idx, obj_ids, mask_logits in frames:
                 frame_idx = int(frame_idx)
@@ -468,6 +473,7 @@ class Session:
                 steps = abs(frame_idx - s)
                 scores = self._object_scores()
                 obj_ids = list(obj_ids)
+                changed = {frame_idx}
                 for o in sorted(active):
                     if (frame_idx - limits[o]) * step > 0:
                         active.discard(o)
@@ -475,11 +481,25 @@ class Session:
                     row = _as_numpy(mask_logits[obj_ids.index(o), 0])
                     score = float(scores.get(o, row.max()))
                     present = score > 0 and bool((row > 0).any())
-                    self._store(o, frame_idx, row if present else None, score)
-                    absent[o] = 0 if present else absent[o] + 1
-                    if absent[o] >= self.absent_slices:
-                        self._clear_results(o, frame_idx + step, limits[o])
-                        active.discard(o)
+                    if present:
+                        # a short absence inside the object was a doubt, not an end: keep those masks
+                        for index, held, held_score in tentative[o]:
+                            self._store(o, index, held, held_score)
+                            changed.add(index)
+                        tentative[o].clear()
+                        absent[o] = 0
+                        self._store(o, frame_idx, row, score)
+                    else:
+                        self._store(o, frame_idx, None, score)
+                        tentative[o].append((frame_idx, row, score))
+                        absent[o] += 1
+                        if absent[o] >= self.absent_slices:
+                            self._clear_results(o, frame_idx + step, limits[o])
+                            active.discard(o)
+                for index in sorted(changed - {frame_idx}):
+                    plane = self._compose(index)
+                    if on_slice is not None:
+                        on_slice(index, plane)
                 plane = self._compose(frame_idx)
                 if on_slice is not None:
                     on_slice(frame_idx, plane)
