@@ -208,3 +208,86 @@ def test_track_step_absent_object_equal(pair):
         assert_outputs_match(ours, ref, "absent object")
     finally:
         pair.reload(pair.state)
+
+
+def _synthetic_bank(num_objects: int, num_frames: int, cond_frames: tuple[int, ...], seed: int = 5) -> dict:
+    """Distinct random memories and pointers on every frame, so any selection mistake shows."""
+    g = torch.Generator().manual_seed(seed)
+    side = IMAGE_SIZE // 16
+    bank = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    for frame in range(num_frames):
+        out = {
+            "maskmem_features": torch.randn(num_objects, 64, side, side, generator=g),
+            "maskmem_pos_enc": [torch.randn(num_objects, 64, side, side, generator=g)],
+            "obj_ptr": torch.randn(num_objects, 256, generator=g),
+        }
+        kind = "cond_frame_outputs" if frame in cond_frames else "non_cond_frame_outputs"
+        bank[kind][frame] = out
+    return bank
+
+
+MEMORY_CASES = {
+    "forward": dict(frame_idx=14, reverse=False),
+    "reverse": dict(frame_idx=5, reverse=True),
+    "near_first_frame": dict(frame_idx=2, reverse=False),
+    "stride_3_forward": dict(frame_idx=16, reverse=False, stride=3),
+    "stride_3_reverse": dict(frame_idx=4, reverse=True, stride=3),
+    "two_cond_frames_max": dict(frame_idx=13, reverse=False, max_cond=2),
+    "few_frames_caps_pointers": dict(frame_idx=6, reverse=False, num_frames=8),
+}
+
+
+@pytest.mark.parametrize("case", list(MEMORY_CASES))
+def test_memory_selection_and_fusion_equal(pair, case):
+    """Which memories and pointers are read, their temporal encodings, and the fused features."""
+    spec = MEMORY_CASES[case]
+    num_frames = spec.get("num_frames", 24)
+    bank = _synthetic_bank(num_objects=2, num_frames=num_frames, cond_frames=(0, 9, 20))
+    results = []
+    for model, (feats, pos, sizes) in ((pair.ours, pair.feats_ours), (pair.ref, pair.feats_ref)):
+        saved = (model.memory_temporal_stride_for_eval, model.max_cond_frames_in_attn)
+        model.memory_temporal_stride_for_eval = spec.get("stride", 1)
+        model.max_cond_frames_in_attn = spec.get("max_cond", -1)
+        try:
+            with torch.no_grad():
+                results.append(
+                    model._prepare_memory_conditioned_features(
+                        frame_idx=spec["frame_idx"],
+                        is_init_cond_frame=False,
+                        current_vision_feats=[feats[-1].expand(-1, 2, -1)],
+                        current_vision_pos_embeds=[pos[-1].expand(-1, 2, -1)],
+                        feat_sizes=sizes[-1:],
+                        output_dict=bank,
+                        num_frames=num_frames,
+                        track_in_reverse=spec["reverse"],
+                    )
+                )
+        finally:
+            model.memory_temporal_stride_for_eval, model.max_cond_frames_in_attn = saved
+    assert_close(results[0], results[1], case)
+
+
+def test_non_overlapping_constraints_equal(pair):
+    logits = torch.randn(3, 1, 32, 32, generator=torch.Generator().manual_seed(7)) * 5
+    assert torch.equal(
+        pair.ours._apply_non_overlapping_constraints(logits), pair.ref._apply_non_overlapping_constraints(logits)
+    )
+
+
+def test_memory_encoding_with_non_overlap_and_sigmoid_masks_equal(pair):
+    """`_encode_new_memory` for 3 objects: non-overlap constraint on, masks from tracking (sigmoid, not binarised)."""
+    g = torch.Generator().manual_seed(8)
+    feats = [pair.feats_ours[0][-1].expand(-1, 3, -1)]
+    sizes = pair.feats_ours[2][-1:]
+    masks = torch.randn(3, 1, IMAGE_SIZE, IMAGE_SIZE, generator=g) * 8
+    scores = torch.tensor([[2.0], [-1.0], [0.5]])
+    encoded = []
+    for model in (pair.ours, pair.ref):
+        model.non_overlap_masks_for_mem_enc = True
+        try:
+            with torch.no_grad():
+                encoded.append(model._encode_new_memory(feats, sizes, masks, scores, is_mask_from_pts=False))
+        finally:
+            model.non_overlap_masks_for_mem_enc = False
+    assert_close(encoded[0][0], encoded[1][0], "maskmem_features")
+    assert_close(encoded[0][1][0], encoded[1][1][0], "maskmem_pos_enc")
