@@ -142,6 +142,7 @@ def main(argv=None) -> int:
             print(f"running {label} ...", file=sys.stderr, flush=True)
             res = run_serial(rows, out, args.model, n) if shape is None else run_batch(rows, out, args.model, *shape)
             results.append((label, res))
+            print(f"  {label}: {res}", file=sys.stderr, flush=True)
 
         print(f"\n{args.tasks} tasks ({args.slices or 'all'} slices each), model {args.model}, "
               f"{os.cpu_count()} visible cores, load average {os.getloadavg()[0]:.1f}\n")

@@ -33,11 +33,12 @@ class BoxSegmenter:
         touched: set[int] = set()
         for obj in job.objects:
             if obj.box_zyx is not None:
-                z, y0, x0, y1, x1 = obj.box_zyx
+                z, y0, x0, y1, x1 = (int(v) for v in obj.box_zyx)
                 z0, z1 = max(0, z - self.half_depth), min(shape[0], z + self.half_depth + 1)
                 labels[z0:z1, y0:y1 + 1, x0:x1 + 1] = obj.obj_id
                 touched.update(range(z0, z1))
-            for (z, y, x), positive in zip(obj.points_zyx, obj.point_labels):
+            for point, positive in zip(obj.points_zyx, obj.point_labels):
+                z, y, x = (int(round(v)) for v in point)
                 if positive:
                     labels[max(0, z - 1):z + 2, max(0, y - 1):y + 2, max(0, x - 1):x + 2] = obj.obj_id
                     touched.update(range(max(0, z - 1), min(shape[0], z + 2)))

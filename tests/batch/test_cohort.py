@@ -145,3 +145,15 @@ def test_progress_callback_counts_scans_done(cohort, dask_client):
     segment_cohort(cohort["manifest"], cohort["out"], client=dask_client, segmenter=BoxSegmenter(),
                    progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_cancel_stops_the_batch_and_unfinished_scans_are_redone_next_time(cohort, dask_client):
+    import threading
+
+    cancel = threading.Event()
+    report = segment_cohort(cohort["manifest"], cohort["out"], client=dask_client,
+                            segmenter=BoxSegmenter(delay_s=1.0), cancel=cancel,
+                            progress=lambda done, total: cancel.set())
+    assert 1 <= len(report.results) < 4
+    rerun = _run(cohort, dask_client)
+    assert len(rerun.ran) == 4 - len(report.ok) and len(rerun.results) == 4

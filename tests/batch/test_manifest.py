@@ -34,9 +34,10 @@ def test_csv_groups_rows_per_scan_with_prompts(scans, tmp_path):
         {"scan": str(scans[2]), "object_id": "", "box": "1,2,3,4,5", "axis": "Coronal", "window": "40,400"},
     ]
     jobs = read_manifest(write_manifest_csv(tmp_path / "m.csv", rows))
-    assert [j.scan_path for j in jobs] == [scans[0].resolve(), scans[2].resolve()]
+    assert [j.scan_path for j in jobs] == [scans[0], scans[2]]
     liver, second = jobs[0].objects
     assert (liver.obj_id, liver.name, liver.box_zyx) == (1, "liver", (5, 10, 20, 30, 40))
+    assert isinstance(liver.box_zyx[0], int)
     assert second.name == "object_2" and second.points_zyx == ((5, 11, 12), (6, 13, 14))
     assert second.point_labels == (1, 0)
     assert (jobs[1].axis, jobs[1].window, jobs[1].objects[0].obj_id) == ("coronal", "40,400", 1)
@@ -64,7 +65,8 @@ def test_missing_scan_is_reported_with_its_row(scans, tmp_path):
 
 @pytest.mark.parametrize(
     "prompt",
-    [{"box": "1,2,3,4"}, {"box": "1,2,x,4,5"}, {"box": "1,2,3,2,5"}, {"points": "1,2"}, {"points": "1,2,3,7"}, {}],
+    [{"box": "1,2,3,4"}, {"box": "1,2,x,4,5"}, {"box": "1,2,3,2,5"}, {"box": "1.5,2,3,4,5"}, {"box": "1,2,3,4,5,6"},
+     {"points": "1,2"}, {"points": "1,2,3,7"}, {"points": "1,2,3,1,2"}, {}],
 )
 def test_bad_or_missing_prompt_is_a_prompt_error(scans, tmp_path, prompt):
     rows = [{"scan": "a.nii.gz", "box": "1,2,3,4,5"}, {"scan": "b.nii.gz", "box": "", "points": "", **prompt}]
@@ -118,3 +120,10 @@ def test_bad_manifest_fails_before_any_work(scans, tmp_path):
     with pytest.raises(PromptError):
         segment_cohort(manifest, tmp_path / "out", client=NoCluster())
     assert not (tmp_path / "out").exists()
+
+
+def test_symlinked_copies_are_separate_scans(scans, tmp_path):
+    (tmp_path / "copy.nii.gz").symlink_to(scans[0])
+    rows = [{"scan": "a.nii.gz", "box": "1,2,3,4,5"}, {"scan": "copy.nii.gz", "box": "1,2,3,4,5"}]
+    jobs = read_manifest(write_manifest_csv(tmp_path / "m.csv", rows))
+    assert [j.stem for j in jobs] == ["a", "copy"]

@@ -13,8 +13,7 @@ from volume.batch.manifest import (
     ObjectPrompt,
     PromptError,
     ScanJob,
-    parse_box,
-    parse_point,
+    parse_prompt,
     read_manifest,
 )
 from volume.batch.runner import Segmentation, SessionSegmenter, TorchThreadsPlugin, cached_model, run_scan
@@ -35,8 +34,7 @@ __all__ = [
     "SessionSegmenter",
     "TorchThreadsPlugin",
     "cached_model",
-    "parse_box",
-    "parse_point",
+    "parse_prompt",
     "read_manifest",
     "read_summary",
     "run_scan",

@@ -31,6 +31,7 @@ from volume.batch.summary import STATUS_FAILED, ScanResult, read_summary, write_
 ManifestLike = Union[str, os.PathLike, Sequence[ScanJob], Sequence[dict]]
 ProgressLike = Union[bool, Callable[[int, int], None]]
 SCAN_RESOURCE = "scan"
+SUMMARY_EVERY_S = 1.0  # the summary is rewritten (atomically) at most this often, and at the end
 
 
 class BatchError(RuntimeError):
@@ -266,6 +267,8 @@ def _run_jobs(
 
         bar = _progress_bar(progress, len(todo))
         done = 0
+        last_write = 0.0
+        unwritten = False
         pending = as_completed(futures)
         try:
             while not pending.is_empty():
@@ -286,11 +289,16 @@ def _run_jobs(
                     else:
                         result = _failed_from_exception(job, out, fut.exception(), fingerprints[job.scan_path])
                     rows[result.scan] = result
-                    write_summary(out, rows.values(), order=order)
+                    unwritten = True
                     fut.release()
                     done += 1
                     bar(done, result)
+                if time.monotonic() - last_write >= SUMMARY_EVERY_S:  # whole-file rewrites, so not per row
+                    write_summary(out, rows.values(), order=order)
+                    last_write, unwritten = time.monotonic(), False
         finally:
+            if unwritten:
+                write_summary(out, rows.values(), order=order)
             bar(None, None)
     finally:
         if own_client is not None:

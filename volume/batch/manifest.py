@@ -9,6 +9,8 @@ One row per (scan, object), as CSV with a header or as JSON lines, same field na
 | `object_name` / `name` | no | name of the object (default `object_<id>`) |
 | `box` | one of box/points | `z,y0,x0,y1,x1` voxel indices of the scan array: a box on axial slice `z` (with another `axis`: `slice,r0,c0,r1,c1` as in `volume.session`) |
 | `points` | one of box/points | `z,y,x[,label]` separated by `;` (label 1 positive, default; 0 negative) |
+
+The prompt syntax is `napari-sam2 segment`'s `--box`/`--point` (parsed by that module).
 | `axis` | no | slicing axis for this scan (`axial`, `coronal`, `sagittal`) |
 | `window` | no | intensity window for this scan (`auto`, a preset name or `level,width`) |
 | `model` | no | model name for this scan (overrides the batch default) |
@@ -22,7 +24,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import re
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
@@ -72,8 +74,8 @@ class ObjectPrompt:
 
     obj_id: int
     name: str
-    box_zyx: Optional[tuple[int, int, int, int, int]] = None  # (z, y0, x0, y1, x1)
-    points_zyx: tuple[tuple[int, int, int], ...] = ()  # (z, y, x) per point
+    box_zyx: Optional[tuple] = None  # (slice, r0, c0, r1, c1): axial (z, y0, x0, y1, x1); slice is an int
+    points_zyx: tuple[tuple[float, float, float], ...] = ()  # (z, y, x) per point
     point_labels: tuple[int, ...] = ()  # 1 positive, 0 negative, one per point
     row: int = 0
 
@@ -128,53 +130,57 @@ def _stat_signature(path: Path) -> list[int]:
         return [0, 0, 0]
 
 
-# --- prompt syntax (same as `napari-sam2 segment --box/--point`) -------------------------------
-
-_NUMBER = re.compile(r"^[+-]?\d+(\.0*)?$")
+# --- prompt syntax: the one of `napari-sam2 segment --box/--point` (parsed by that module) ----------
 
 
-def _ints(text: str, what: str, counts: tuple[int, ...]) -> list[int]:
-    parts = [p.strip() for p in str(text).strip().strip("[]()").split(",")]
-    if len(parts) not in counts or not all(_NUMBER.match(p) for p in parts):
-        shapes = " or ".join(str(c) for c in counts)
-        raise ValueError(f"{what} {text!r} must be {shapes} comma-separated integers")
-    return [int(float(p)) for p in parts]
+def _segment_cli():
+    from napari_sam2.cli import segment
+
+    return segment
 
 
-def parse_box(text: str) -> tuple[int, int, int, int, int]:
-    """`"z,y0,x0,y1,x1"` -> ints; the box corners are ordered so that y0 <= y1 and x0 <= x1."""
-    z, y0, x0, y1, x1 = _ints(text, "box", (5,))
-    if z < 0 or min(y0, x0, y1, x1) < 0:
-        raise ValueError(f"box {text!r} has a negative index")
-    if y0 == y1 or x0 == x1:
-        raise ValueError(f"box {text!r} is empty (y0 == y1 or x0 == x1)")
-    return z, min(y0, y1), min(x0, x1), max(y0, y1), max(x0, x1)
+def _parts(text: str) -> list[str]:
+    return [p for p in str(text).replace(" ", "").strip("[]()").split(",") if p != ""]
 
 
-def parse_point(text: str) -> tuple[tuple[int, int, int], int]:
-    """`"z,y,x[,label]"` -> ((z, y, x), label); label 1 positive (default), 0 negative."""
-    values = _ints(text, "point", (3, 4))
-    if min(values[:3]) < 0:
-        raise ValueError(f"point {text!r} has a negative index")
-    label = values[3] if len(values) == 4 else 1
-    if label not in (0, 1):
-        raise ValueError(f"point {text!r}: label must be 1 (positive) or 0 (negative)")
-    return (values[0], values[1], values[2]), label
-
-
-def _parse_points(value: Any) -> tuple[list[tuple[int, int, int]], list[int]]:
-    if isinstance(value, str):
-        items: Iterable[Any] = [p for p in value.split(";") if p.strip()]
+def parse_prompt(box: Any = None, points: Any = None) -> tuple[Optional[tuple], tuple, tuple]:
+    """A row's `box` (`"s,r0,c0,r1,c1"` or 5 numbers) and `points` (`"z,y,x[,label];..."` or a list)
+    -> `(box, points_zyx, labels)`, parsed by `napari_sam2.cli.segment.collect_prompts`;
+    raises `ValueError` saying what is wrong."""
+    segment = _segment_cli()
+    box_texts = [] if _blank(box) else [_box_text(box)]
+    if _blank(points):
+        point_texts: list[str] = []
+    elif isinstance(points, str):
+        point_texts = [p.strip() for p in points.split(";") if p.strip()]
     else:
-        items = value
-    coords, labels = [], []
-    for item in items:
-        if not isinstance(item, str):
-            item = ",".join(str(v) for v in item)
-        zyx, label = parse_point(item)
-        coords.append(zyx)
-        labels.append(label)
-    return coords, labels
+        point_texts = [p if isinstance(p, str) else ",".join(str(v) for v in p) for p in points]
+    # the object id is the manifest's own column: no trailing id inside a prompt
+    for text in box_texts:
+        if len(_parts(text)) != 5:
+            raise ValueError(f"box {text!r} must be 5 numbers s,r0,c0,r1,c1 (axial: z,y0,x0,y1,x1)")
+    for text in point_texts:
+        if len(_parts(text)) not in (3, 4):
+            raise ValueError(f"point {text!r} must be z,y,x or z,y,x,label")
+    if not box_texts and not point_texts:
+        raise ValueError("no prompt: give a box 'z,y0,x0,y1,x1' and/or points 'z,y,x[,label];...'")
+    try:
+        (prompt,) = segment.collect_prompts(box_texts, point_texts, None).values()
+    except segment.BadArguments as exc:
+        raise ValueError(str(exc)) from None
+    parsed_box = prompt["box"]
+    if parsed_box is not None:
+        s, r0, c0, r1, c1 = parsed_box
+        if s != int(s) or min(parsed_box) < 0:
+            raise ValueError(f"box {box_texts[0]!r}: the slice must be an integer and no index negative")
+        if r0 == r1 or c0 == c1:
+            raise ValueError(f"box {box_texts[0]!r} has no area (r0 == r1 or c0 == c1)")
+        parsed_box = (int(s), *(float(v) for v in parsed_box[1:]))
+    coords = tuple(tuple(float(v) for v in p[:3]) for p in prompt["points"])
+    if any(min(c) < 0 for c in coords):
+        raise ValueError(f"points {point_texts} have a negative index")
+    labels = tuple(int(p[3]) for p in prompt["points"])
+    return parsed_box, coords, labels
 
 
 def _box_text(value: Any) -> str:
@@ -257,7 +263,7 @@ def parse_manifest_rows(
         scan_path = Path(str(row["scan"])).expanduser()
         if not scan_path.is_absolute():
             scan_path = base_dir / scan_path
-        scan_path = scan_path.resolve()
+        scan_path = Path(os.path.abspath(scan_path))  # not resolve(): a symlink is its own scan
         if not scan_path.exists():
             problems.append((n, f"scan {scan_path} does not exist", MissingScanError))
             continue
@@ -290,24 +296,15 @@ def parse_manifest_rows(
             problems.append((n, f"object_id {obj_id} appears twice for scan {scan_path.name}", FieldError))
             continue
 
-        box = None
-        coords: list[tuple[int, int, int]] = []
-        labels: list[int] = []
         try:
-            if not _blank(row.get("box")):
-                box = parse_box(_box_text(row["box"]))
-            if not _blank(row.get("points")):
-                coords, labels = _parse_points(row["points"])
+            box, coords, labels = parse_prompt(row.get("box"), row.get("points"))
         except ValueError as exc:
             problems.append((n, str(exc), PromptError))
-            continue
-        if box is None and not coords:
-            problems.append((n, "no prompt: give a box 'z,y0,x0,y1,x1' and/or points 'z,y,x[,label];...'", PromptError))
             continue
         name = f"object_{obj_id}" if _blank(row.get("object_name")) else str(row["object_name"])
         entry["ids"].add(obj_id)
         entry["rows"].append(n)
-        entry["objects"].append(ObjectPrompt(obj_id, name, box, tuple(coords), tuple(labels), row=n))
+        entry["objects"].append(ObjectPrompt(obj_id, name, box, coords, labels, row=n))
 
     jobs = [
         ScanJob(path, tuple(e["objects"]), rows=tuple(e["rows"]), **(e["options"] or {}))

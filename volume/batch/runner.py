@@ -87,18 +87,12 @@ class SessionSegmenter:
         if job.window:
             options["window"] = job.window
         session = Session(scan, model=model, device=self.device, **options)
-        for obj in job.objects:
-            if obj.box_zyx is not None:
-                # (slice, r0, c0, r1, c1): for the axial view (z, y0, x0, y1, x1)
-                slice_index, r0, c0, r1, c1 = obj.box_zyx
-                session.add_box(obj.obj_id, slice_index, (r0, c0, r1, c1))
-            if obj.points_zyx:
-                points = np.asarray(obj.points_zyx, dtype=float)
-                labels = np.asarray(obj.point_labels, dtype=int)
-                on_slice = points[:, session.slicing_axis]
-                for s in np.unique(on_slice):  # the session takes one slice's points per call
-                    pick = on_slice == s
-                    session.add_points(obj.obj_id, points[pick], labels[pick])
+        from napari_sam2.cli.segment import apply_prompts  # the segment CLI's own prompt -> session code
+
+        apply_prompts(session, {
+            o.obj_id: {"box": o.box_zyx, "points": [(*p, lab) for p, lab in zip(o.points_zyx, o.point_labels)]}
+            for o in job.objects
+        })
         session.propagate()
         return Segmentation(np.asarray(session.labels), int(session.slices_encoded))
 
