@@ -123,7 +123,7 @@ class CarryingPredictor:
     embeddings are kept (LRU); `config` sets the carrying strategy (`CarryConfig`).
     """
 
-    def __init__(self, image_model: Any, cache_size: int = 8, config: Optional[CarryConfig] = None, **overrides):
+    def __init__(self, image_model: Any, cache_size: int = 32, config: Optional[CarryConfig] = None, **overrides):
         if not hasattr(image_model, "encode_image") or not hasattr(image_model, "decode"):
             raise TypeError(f"{type(image_model).__name__} is not an image model (needs encode_image and decode)")
         self.model = image_model

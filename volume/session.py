@@ -93,6 +93,61 @@ class _SliceResult:
     logits: np.ndarray
 
 
+@dataclass
+class _Unit:
+    """One object carried from one prompted slice in one direction, up to `limit` (inclusive)."""
+
+    obj: int
+    seed: int
+    reverse: bool
+    limit: int
+    absent: int = 0
+    finished: bool = False
+    tentative: list = field(default_factory=list)
+
+    @property
+    def length(self) -> int:
+        return max((self.limit - self.seed) * (-1 if self.reverse else 1), 0)
+
+
+class _Progress:
+    """Slices done and still planned, for `progress(done, total)`."""
+
+    def __init__(self, callback: Optional[ProgressCallback], units: list[_Unit]):
+        self.callback = callback
+        self.planned = {id(u): u.length for u in units}
+        self._reverse = {id(u): u.reverse for u in units}
+        self.done = 0
+        self._seen: set = set()
+        self.report()
+
+    def visit(self, unit: _Unit, frame_idx: int) -> None:
+        key = (unit.reverse, frame_idx)
+        self.planned[id(unit)] = max(self.planned[id(unit)] - 1, 0)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.done += 1
+
+    def drop(self, unit: _Unit) -> None:
+        self.planned[id(unit)] = 0
+
+    @property
+    def total(self) -> int:
+        left = {False: 0, True: 0}
+        for unit_id, remaining in self.planned.items():
+            reverse = self._reverse[unit_id]
+            left[reverse] = max(left[reverse], remaining)
+        return self.done + left[False] + left[True]
+
+    def report(self) -> None:
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+    def finish(self) -> None:
+        if self.callback is not None:
+            self.callback(self.done, self.done)
+
+
 def _crop_result(logits: np.ndarray) -> Optional[_SliceResult]:
     inside = logits > 0
     if not inside.any():
@@ -408,111 +463,113 @@ class Session:
 
         Each direction stops for an object after `absent_slices` slices without it, or
         halfway to its next prompted slice. Prompts added since the last call (corrections)
-        re-propagate from their slice only; other slices keep their results.
-        `progress(done, total)` counts slices; `on_slice(slice_index, labels_2d)` is called
-        whenever a slice's labels change; setting `cancel` stops after the current slice
-        (labels stay consistent; the unfinished prompts are propagated by the next call).
+        re-propagate from their slice only; other slices keep their results. All objects
+        travel together in one sweep per direction, so each slice is encoded once.
+        `progress(done, total)` counts slices (the total shrinks when objects stop early);
+        `on_slice(slice_index, labels_2d)` is called whenever a slice's labels change;
+        setting `cancel` stops after the current slice (labels stay consistent; unfinished
+        prompts are propagated by the next call).
         """
         if not self._prompts:
             raise NoPromptsError("nothing to propagate: add a box, points or a mask first")
         self.cancelled = False
-        seeds = sorted({s for slices in self._pending.values() for s in slices})
-        passes = []
-        for s in seeds:
-            objs = [o for o in sorted(self._pending) if s in self._pending[o]]
-            for reverse in (False, True):
-                passes.append((s, reverse, {o: self._pass_limit(o, s, reverse) for o in objs}))
-        total = sum(max([abs(lim - s) for lim in limits.values()] + [0]) for s, _, limits in passes)
-        done = 0
-        if progress is not None:
-            progress(done, total)
-        finished_passes = set()
-        for k, (s, reverse, limits) in enumerate(passes):
-            if cancel is not None and cancel.is_set():
-                self.cancelled = True
+        units = []  # (obj, seed slice, reverse, last slice to write)
+        for obj in sorted(self._pending):
+            for seed in sorted(self._pending[obj]):
+                for reverse in (False, True):
+                    units.append(_Unit(obj, seed, reverse, self._pass_limit(obj, seed, reverse)))
+        counter = _Progress(progress, units)
+        for reverse in (False, True):
+            self._sweep([u for u in units if u.reverse == reverse], cancel, on_slice, counter)
+            if self.cancelled:
                 break
-            done += self._run_pass(s, reverse, limits, cancel, on_slice,
-                                   lambda n: progress(done + n, total) if progress else None)
-            if cancel is not None and cancel.is_set():
-                self.cancelled = True
-                break
-            finished_passes.add(k)
-        for k in finished_passes:
-            s, reverse, limits = passes[k]
-            partner = k + 1 if not reverse else k - 1
-            if partner in finished_passes:
-                for o in limits:
-                    self._pending[o].discard(s)
-        if progress is not None and not self.cancelled:
-            progress(total, total)
-        if not self.cancelled and self.cleanup:
-            self._clean = self._cleaned()
+        for unit in units:
+            if unit.finished and all(u.finished for u in units if (u.obj, u.seed) == (unit.obj, unit.seed)):
+                self._pending[unit.obj].discard(unit.seed)
+        if not self.cancelled:
+            counter.finish()
+            if self.cleanup:
+                self._clean = self._cleaned()
         return self.labels
 
-    def _run_pass(self, s: int, reverse: bool, limits: dict[int, int],
-                  cancel: Optional[threading.Event], on_slice: Optional[SliceCallback],
-                  report: Callable[[int], Any]) -> int:
-        step = -1 if reverse else 1
-        active = {o for o, lim in limits.items() if (lim - s) * step > 0}
-        length = max([abs(limits[o] - s) for o in active] + [0])
-        if not active:
-            return 0
-        absent = {o: 0 for o in active}
-        tentative: dict[int, list] = {o: [] for o in active}  # masks on slices judged absent
-        steps = 0
-        options = {}
-        if "obj_ids" in inspect.signature(self.predictor.propagate_in_video).parameters:
-            options["obj_ids"] = active  # shrinks as objects stop: no work for them
-        frames = self.predictor.propagate_in_video(
-            self._state, start_frame_idx=s, max_frame_num_to_track=length, reverse=reverse, **options)
-        try:
-            for frame_idx, obj_ids, mask_logits in frames:
-                frame_idx = int(frame_idx)
-                if frame_idx == s:
-                    continue
-                steps = abs(frame_idx - s)
-                scores = self._object_scores()
-                obj_ids = list(obj_ids)
-                changed = {frame_idx}
-                for o in sorted(active):
-                    if (frame_idx - limits[o]) * step > 0:
-                        active.discard(o)
-                        continue
-                    row = _as_numpy(mask_logits[obj_ids.index(o), 0])
-                    score = float(scores.get(o, row.max()))
-                    present = score > 0 and bool((row > 0).any())
-                    if present:
-                        # a short absence inside the object was a doubt, not an end: keep those masks
-                        for index, held, held_score in tentative[o]:
-                            self._store(o, index, held, held_score)
-                            changed.add(index)
-                        tentative[o].clear()
-                        absent[o] = 0
-                        self._store(o, frame_idx, row, score)
-                    else:
-                        self._store(o, frame_idx, None, score)
-                        tentative[o].append((frame_idx, row, score))
-                        absent[o] += 1
-                        if absent[o] >= self.absent_slices:
-                            self._clear_results(o, frame_idx + step, limits[o])
-                            active.discard(o)
-                for index in sorted(changed - {frame_idx}):
-                    plane = self._compose(index)
-                    if on_slice is not None:
-                        on_slice(index, plane)
-                plane = self._compose(frame_idx)
-                if on_slice is not None:
-                    on_slice(frame_idx, plane)
-                report(steps)
-                if not active or (cancel is not None and cancel.is_set()):
-                    break
-        finally:
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()
-        if cancel is not None and cancel.is_set():
-            return steps
-        return length
+    def _sweep(self, units: list["_Unit"], cancel: Optional[threading.Event],
+               on_slice: Optional[SliceCallback], counter: "_Progress") -> None:
+        """One direction: objects join the sweep at their prompted slice and leave when they stop."""
+        step = -1 if units and units[0].reverse else 1
+        queue = sorted((u for u in units if not u.finished), key=lambda u: u.seed * step)
+        for unit in [u for u in queue if u.length == 0]:
+            unit.finished = True
+        queue = [u for u in queue if u.length > 0]
+        takes_ids = "obj_ids" in inspect.signature(self.predictor.propagate_in_video).parameters
+        while queue:
+            active: dict[int, _Unit] = {}
+            ids: set[int] = set()
+            start = queue[0].seed
+            frames = self.predictor.propagate_in_video(
+                self._state, start_frame_idx=start, reverse=step < 0, **({"obj_ids": ids} if takes_ids else {}))
+            yielded = False
+            try:
+                for frame_idx, obj_ids, mask_logits in frames:
+                    yielded = True
+                    frame_idx = int(frame_idx)
+                    while queue and queue[0].seed == frame_idx:
+                        unit = queue.pop(0)
+                        active[unit.obj] = unit
+                        ids.add(unit.obj)
+                    changed = self._take_frame(frame_idx, list(obj_ids), mask_logits, active, ids, step, counter)
+                    for index in sorted(changed):
+                        plane = self._compose(index)
+                        if on_slice is not None:
+                            on_slice(index, plane)
+                    counter.report()
+                    if cancel is not None and cancel.is_set():
+                        self.cancelled = True
+                        return
+                    if not active:
+                        break  # restart at the next prompted slice, skipping the slices between
+            finally:
+                close = getattr(frames, "close", None)
+                if close is not None:
+                    close()
+            for unit in active.values():  # the scan ended before the unit's limit
+                unit.finished = True
+            if not yielded and queue and queue[0].seed == start:
+                queue.pop(0).finished = True  # nothing to track from there (the scan's edge)
+
+    def _take_frame(self, frame_idx: int, obj_ids: list, mask_logits: Any, active: dict, ids: set,
+                    step: int, counter: "_Progress") -> set[int]:
+        """Record one yielded frame for the active objects; returns the slices whose labels changed."""
+        scores = self._object_scores()
+        changed = set()
+        for obj, unit in sorted(active.items()):
+            if frame_idx == unit.seed:
+                continue  # the prompt's own result is already stored
+            row = _as_numpy(mask_logits[obj_ids.index(obj), 0])
+            score = float(scores.get(obj, row.max()))
+            present = score > 0 and bool((row > 0).any())
+            counter.visit(unit, frame_idx)
+            changed.add(frame_idx)
+            if present:
+                # a short absence inside the object was a doubt, not an end: keep those masks
+                for index, held, held_score in unit.tentative:
+                    self._store(obj, index, held, held_score)
+                    changed.add(index)
+                unit.tentative.clear()
+                unit.absent = 0
+                self._store(obj, frame_idx, row, score)
+            else:
+                self._store(obj, frame_idx, None, score)
+                unit.tentative.append((frame_idx, row, score))
+                unit.absent += 1
+            stop = unit.absent >= self.absent_slices
+            if stop:
+                self._clear_results(obj, frame_idx + step, unit.limit)
+            if stop or frame_idx == unit.limit:
+                unit.finished = True
+                counter.drop(unit)
+                del active[obj]
+                ids.discard(obj)
+        return changed
 
     def _cleaned(self) -> np.ndarray:
         seeds = {}

@@ -236,3 +236,16 @@ def test_frames_are_made_one_at_a_time_not_the_whole_volume():
 def test_carrying_predictor_is_used_for_image_models():
     session = make_session()
     assert isinstance(session.predictor, CarryingPredictor)
+
+
+def test_objects_prompted_on_different_slices_share_one_sweep_per_direction():
+    array = ellipsoid(SHAPE, (15, 20, 12), (12.5, 6, 6)) + ellipsoid(SHAPE, (15, 20, 36), (12.5, 6, 6))
+    model = ThresholdImageModel()
+    session = make_session(array, model=model)
+    session.add_box(1, 8, (12, 4, 28, 20))
+    session.add_box(2, 20, (12, 28, 28, 44))
+    labels = session.propagate()
+    assert dice(labels == 1, array * (np.arange(50) < 24) > 0) > 0.95
+    assert dice(labels == 2, array * (np.arange(50) >= 24) > 0) > 0.95
+    # every slice was made into a frame and encoded once, although both sweeps cross 8..20
+    assert session.frames_made == session.slices_encoded == len(model.encoded)
