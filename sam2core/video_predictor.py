@@ -18,6 +18,12 @@ propagation starts), with three differences that change nothing the model can se
 A consequence of the bound: a correction on a frame far (more than `max_obj_ptrs_in_encoder`
 frames) from both the last tracked frame and every prompted frame sees less history than the
 official predictor would give it (which keeps every frame's memory forever).
+
+Not reproduced: the official `fill_hole_area` post-processing (it needs the CUDA extension
+and is skipped on CPU by the official code too). Objects with the same memory layout are
+run through the model as one batch (`batch_objects`); the model's
+`non_overlap_masks_for_mem_enc` would then act across objects, which the official predictor
+(one object at a time) never does, so batching is off when that flag is set.
 """
 
 from __future__ import annotations
