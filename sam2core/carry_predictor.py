@@ -38,15 +38,14 @@ NO_OBJECT_LOGIT = -1024.0  # SAM 2's fill value for frames where an object is ab
 class CarryConfig:
     """How one frame's mask is carried to the next (sizes relative to sqrt(mask area) in pixels)."""
 
-    margin: float = 0.1  # box margin of the main candidates
-    wide_margin: float = 0.3  # one more box, against masks shrinking slice after slice
-    multimask: bool = True  # the main box's three multimask outputs are candidates too
-    mask_prompt: bool = True  # main box + previous mask as mask prompt is a candidate too
+    margin_ratios: tuple[float, ...] = (0.0, 0.12, 0.25)  # candidate boxes (first: the presence IoU)
+    multimask: bool = False  # the first box's three multimask outputs are candidates too
+    mask_prompt: bool = False  # first box + previous mask as mask prompt is a candidate too
     min_margin_px: float = 1.0
     max_margin_px: float = 30.0
     dilation_ratio: float = 0.25  # constraint: new mask within prev mask dilated by this
     min_dilation_px: int = 2
-    agreement_weight: float = 3.0  # candidate score = predicted IoU + weight * Dice with prev mask
+    agreement_weight: float = 1.0  # candidate score = predicted IoU + weight * Dice with prev mask
     mask_threshold: float = 0.0  # logits above this are the object (yielded logits are shifted by it)
     iou_drop: float = 0.12  # gone when predicted IoU falls this far below its recent median ...
     min_iou: float = 0.5  # ... or below this
@@ -351,10 +350,12 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
         return np.array([max(x0 - margin, 0), max(y0 - margin, 0),
                          min(x1 + margin, w - 1), min(y1 + margin, h - 1)], dtype=np.float32)
 
-    box = box_with(config.margin)
-    logits, iou_t = decode(embedding, box=box)
-    presence_iou = float(iou_t[0])  # one fixed prompt kind, comparable from frame to frame
-    candidates = [(logits[0], presence_iou)]
+    box = box_with(config.margin_ratios[0])
+    candidates = []
+    for ratio in config.margin_ratios:
+        logits, iou_t = decode(embedding, box=box_with(ratio))
+        candidates.append((logits[0], float(iou_t[0])))
+    presence_iou = candidates[0][1]  # one fixed prompt kind, comparable from frame to frame
     if config.multimask:
         multi, multi_iou = decode(embedding, box=box, multimask=True)
         candidates += [(multi[k], float(multi_iou[k])) for k in range(multi.shape[0])]
@@ -362,9 +363,6 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
         prev_logits = prev.float() * 20.0 - 10.0
         with_mask, with_mask_iou = decode(embedding, box=box, mask_input=prev_logits)
         candidates.append((with_mask[0], float(with_mask_iou[0])))
-    if config.wide_margin > config.margin:
-        wide, wide_iou = decode(embedding, box=box_with(config.wide_margin))
-        candidates.append((wide[0], float(wide_iou[0])))
     best = None
     for candidate, candidate_iou in candidates:
         candidate = candidate - config.mask_threshold

@@ -246,7 +246,7 @@ class Session:
         self._raw = np.zeros(shape, dtype=np.uint16)
         self._clean: Optional[np.ndarray] = None
         self._prompts: dict[int, dict[int, _Prompt]] = {}
-        self._pending: dict[int, set[int]] = {}
+        self._pending: dict[int, dict[int, set[bool]]] = {}  # obj -> seed -> directions (reverse?) to do
         self._results: dict[int, dict[int, Optional[_SliceResult]]] = {}
         self._scores: dict[int, np.ndarray] = {}
 
@@ -384,7 +384,7 @@ class Session:
             _, obj_ids, logits = self.predictor.add_new_points_or_box(
                 self._state, s, obj, points=points, labels=labels, box=prompt.box, clear_old_points=True)
         self._prompts.setdefault(obj, {})[s] = prompt
-        self._pending.setdefault(obj, set()).add(s)
+        self._pending.setdefault(obj, {})[s] = {False, True}
         self._results.setdefault(obj, {})
         self._scores.setdefault(obj, np.full(self.num_slices, np.nan, dtype=np.float32))
         row = _as_numpy(logits[list(obj_ids).index(obj), 0])
@@ -458,7 +458,8 @@ class Session:
 
     def propagate(self, progress: Optional[ProgressCallback] = None,
                   cancel: Optional[threading.Event] = None,
-                  on_slice: Optional[SliceCallback] = None) -> np.ndarray:
+                  on_slice: Optional[SliceCallback] = None,
+                  direction: str = "both") -> np.ndarray:
         """Carry every new prompt outward in both directions; returns `labels` `(z, y, x)`.
 
         Each direction stops for an object after `absent_slices` slices without it, or
@@ -468,24 +469,32 @@ class Session:
         `progress(done, total)` counts slices (the total shrinks when objects stop early);
         `on_slice(slice_index, labels_2d)` is called whenever a slice's labels change;
         setting `cancel` stops after the current slice (labels stay consistent; unfinished
-        prompts are propagated by the next call).
+        prompts are propagated by the next call). `direction`: "both", "forward" (increasing
+        slice index) or "backward"; the other direction stays to do for a later call.
         """
+        if direction not in ("both", "forward", "backward"):
+            raise VolumeError(f"direction must be 'both', 'forward' or 'backward'; got {direction!r}")
+        wanted = {"both": (False, True), "forward": (False,), "backward": (True,)}[direction]
         if not self._prompts:
             raise NoPromptsError("nothing to propagate: add a box, points or a mask first")
         self.cancelled = False
         units = []  # (obj, seed slice, reverse, last slice to write)
         for obj in sorted(self._pending):
-            for seed in sorted(self._pending[obj]):
-                for reverse in (False, True):
-                    units.append(_Unit(obj, seed, reverse, self._pass_limit(obj, seed, reverse)))
+            for seed, todo in sorted(self._pending[obj].items()):
+                for reverse in wanted:
+                    if reverse in todo:
+                        units.append(_Unit(obj, seed, reverse, self._pass_limit(obj, seed, reverse)))
         counter = _Progress(progress, units)
-        for reverse in (False, True):
+        for reverse in wanted:
             self._sweep([u for u in units if u.reverse == reverse], cancel, on_slice, counter)
             if self.cancelled:
                 break
         for unit in units:
-            if unit.finished and all(u.finished for u in units if (u.obj, u.seed) == (unit.obj, unit.seed)):
-                self._pending[unit.obj].discard(unit.seed)
+            if unit.finished:
+                todo = self._pending[unit.obj][unit.seed]
+                todo.discard(unit.reverse)
+                if not todo:
+                    del self._pending[unit.obj][unit.seed]
         if not self.cancelled:
             counter.finish()
             if self.cleanup:

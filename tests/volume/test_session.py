@@ -249,3 +249,14 @@ def test_objects_prompted_on_different_slices_share_one_sweep_per_direction():
     assert dice(labels == 2, array * (np.arange(50) >= 24) > 0) > 0.95
     # every slice was made into a frame and encoded once, although both sweeps cross 8..20
     assert session.frames_made == session.slices_encoded == len(model.encoded)
+
+
+def test_one_direction_then_the_other():
+    truth = ellipsoid(SHAPE, CENTER, RADII) > 0
+    session = make_session()
+    session.add_box(1, 15, (10, 12, 30, 36))
+    labels = session.propagate(direction="forward")
+    present = np.flatnonzero((labels == 1).any(axis=(1, 2)))
+    assert (present[0], present[-1]) == (15, 23)
+    labels = session.propagate(direction="backward")
+    assert dice(labels == 1, truth) > 0.97
