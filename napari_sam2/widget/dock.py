@@ -58,6 +58,7 @@ class SegmentationWidget(QWidget):
         self._cancel = threading.Event()
         self.prompt_layers: Optional[PromptLayers] = None
         self.labels_layer: Any = None
+        self._run_target: Any = None  # the labels layer the running propagation writes to
         self.last_run: dict[str, Any] = {}
 
         # --- scan --------------------------------------------------------------------
@@ -191,6 +192,8 @@ class SegmentationWidget(QWidget):
         return self.viewer.layers[name] if name and name in self.viewer.layers else None
 
     def _on_image_changed(self, _: str) -> None:
+        if self.is_running():
+            self.cancel()  # the run finishes into its own labels layer
         self.prompt_layers = None
         self.labels_layer = None
         self._drop_session()
@@ -379,7 +382,7 @@ class SegmentationWidget(QWidget):
             self._on_finished()
             return
         image = self.image_layer()
-        self.ensure_labels_layer()
+        self._run_target = self.ensure_labels_layer()
         self._push_history("propagation" if not self._sent else "correction")
         self.progress.setRange(0, 0)
         self.status.setText("encoding the prompted slices…")
@@ -420,29 +423,33 @@ class SegmentationWidget(QWidget):
     def _on_step(self, step: Any) -> None:
         """One update from the worker, in the UI thread: a new session, or one finished slice."""
         if step.session is not None:
-            self.session = step.session
+            if self._run_target is self.labels_layer:
+                self.session = step.session
             return
         if step.total:
             self.progress.setRange(0, step.total)
             self.progress.setValue(step.done)
         if step.slice_index is not None and step.slice_labels is not None:
-            data = self.labels_layer.data
             index = [slice(None)] * 3
             index[step.axis] = step.slice_index
-            data[tuple(index)] = step.slice_labels
-            self.labels_layer.refresh()
+            self._run_target.data[tuple(index)] = step.slice_labels
+            self._run_target.refresh()
         self.last_run["slices"] = step.done
         self.status.setText(f"propagating… {step.done} / {step.total} slices")
 
     def _on_returned(self, result: Any, batch: PromptBatch, settings: tuple) -> None:
+        self._run_target.data = np.array(result.labels, copy=True)
+        if self._run_target is not self.labels_layer:  # the image was changed meanwhile
+            return
         self.session = result.session
         self._session_key = settings
         self._sent |= batch.keys()
-        self.labels_layer.data = np.array(result.labels, copy=True)
         self.last_run["cancelled"] = result.cancelled
         what = "cancelled" if result.cancelled else "done"
-        voxels = {obj: int(n) for obj, n in result.voxels.items()}
-        self.status.setText(f"{what}: {result.slices_done} slices in {result.seconds:.1f} s; voxels per object {voxels}")
+        voxel_ml = float(np.prod(scan_from_image_layer(self.image_layer()).spacing_mm)) / 1000.0
+        volumes = ", ".join(
+            f"{getattr(self.objects.get(obj), 'name', obj)}: {n * voxel_ml:.1f} ml" for obj, n in result.voxels.items())
+        self.status.setText(f"{what}: {result.slices_done} slices in {result.seconds:.1f} s; {volumes or 'nothing found'}")
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
@@ -453,9 +460,9 @@ class SegmentationWidget(QWidget):
 
         show_error(f"napari-sam2: propagation failed: {exc}")
         self.status.setText(f"error: {exc}")
-        if self._history:
+        if self._history and self._run_target is self.labels_layer:
             _, labels = self._history.pop()
-            self.labels_layer.data = labels
+            self._run_target.data = labels
         self._drop_session()
 
     def _on_finished(self) -> None:

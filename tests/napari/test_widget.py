@@ -155,6 +155,8 @@ def test_negative_points_from_toggle_and_shift_click(widget):
     prompts._on_point_press(prompts.points, PlainPress())
     prompts.points.add(np.array([[2.0, 7.0, 7.0]]))
     assert [p.positive for p in prompts.point_prompts()] == [False, False, True]
+    np.testing.assert_allclose(prompts.points.border_color[:, 0], [1.0, 1.0, 0.1])  # red, red, green
+    np.testing.assert_allclose(prompts.points.face_color[0], widget.objects.get(1).color)
 
 
 def test_export_writes_labels_with_scan_geometry(widget, qtbot, tmp_path):
