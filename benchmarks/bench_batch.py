@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -87,7 +86,9 @@ def run_serial(rows: list[dict], out: Path, model_name: str, cores: int) -> dict
         write_labels(out / Path(row["scan"]).name, labels, like=scan)
         inside += time.perf_counter() - t
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from volume.batch.runner import peak_rss_mb
+
+    peak = peak_rss_mb()  # of this whole process (crops were made here too)
     return {"wall": wall, "inside": inside, "workers": 1, "peak": {"main": peak}, "start": 0.0, "failed": 0}
 
 

@@ -157,3 +157,17 @@ def test_cancel_stops_the_batch_and_unfinished_scans_are_redone_next_time(cohort
     assert 1 <= len(report.results) < 4
     rerun = _run(cohort, dask_client)
     assert len(rerun.ran) == 4 - len(report.ok) and len(rerun.results) == 4
+
+
+def test_runs_on_an_existing_cluster_given_its_scheduler_address(cohort, dask_client):
+    address = dask_client.scheduler.address
+    report = segment_cohort(cohort["manifest"], cohort["out"], scheduler=address, segmenter=BoxSegmenter(),
+                            progress=False)
+    assert len(report.ok) == 3 and {r.worker.split(" pid")[0] for r in report.ok} <= set(
+        dask_client.scheduler_info()["workers"])
+
+
+def test_another_segmenter_redoes_the_scans(cohort, dask_client):
+    _run(cohort, dask_client)
+    report = _run(cohort, dask_client, segmenter=FailingSegmenter())
+    assert len(report.ran) == 4

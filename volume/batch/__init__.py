@@ -2,6 +2,18 @@
 
 `segment_cohort(manifest, out_dir, client=None)` runs locally (a `LocalCluster`) or on any
 Dask cluster (`client=` or `scheduler=`); `napari-sam2 batch` is the same from the shell.
+
+On an existing cluster (workers must have napari-sam2 installed and see the scan paths and
+OUTDIR, e.g. a shared file system)::
+
+    dask scheduler                                   # on one machine: tcp://host:8786
+    dask worker tcp://host:8786 --nworkers 4 --nthreads 4 --resources "scan=1"
+    napari-sam2 batch cohort.csv -o /shared/out --scheduler tcp://host:8786
+
+or from Python `segment_cohort("cohort.csv", "/shared/out", client=Client(...))`, with the
+client of a dask-jobqueue / dask-kubernetes cluster. `--resources scan=1` makes each worker
+run one scan at a time with all its threads given to torch (memory bounded by one scan);
+without it, each worker thread runs its own scan with one torch thread.
 """
 
 from volume.batch.cohort import BatchError, CohortReport, segment_cohort

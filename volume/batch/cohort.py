@@ -209,7 +209,10 @@ def segment_cohort(
     clean_partial(out)
 
     rows = read_summary(out)
-    fingerprints = {job.scan_path: job.fingerprint(model=default_model, output_format=output_format) for job in jobs}
+    kind = f"{type(segmenter).__module__}.{type(segmenter).__qualname__}"
+    fingerprints = {
+        job.scan_path: job.fingerprint(model=default_model, output_format=output_format, segmenter=kind) for job in jobs
+    }
     order = [str(j.scan_path) for j in jobs]
     todo, skipped = [], []
     for job in jobs:

@@ -96,8 +96,8 @@ class ScanJob:
         """Output name stem: the file name without `.nii.gz`/`.nrrd`/..., or the DICOM folder name."""
         return scan_stem(self.scan_path)
 
-    def fingerprint(self, *, model: Optional[str] = None, output_format: str = "nifti") -> str:
-        """Hash of everything that decides the output: prompts, options, model, format, scan file size/time."""
+    def fingerprint(self, *, model: Optional[str] = None, output_format: str = "nifti", segmenter: str = "") -> str:
+        """Hash of everything that decides the output: prompts, options, model, segmenter, format, scan size/time."""
         payload = {
             "scan": str(self.scan_path),
             "scan_stat": _stat_signature(self.scan_path),
@@ -106,6 +106,7 @@ class ScanJob:
             "window": self.window,
             "model": self.model or model,
             "format": output_format,
+            "segmenter": segmenter,
         }
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

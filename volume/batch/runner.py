@@ -111,8 +111,15 @@ def worker_label() -> str:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """Peak resident memory of this process so far, MiB (Linux `VmHWM`: not inherited from a parent)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # may include the parent's peak on Linux
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
