@@ -5,6 +5,21 @@ video predictor written against the official semantics drives it unchanged:
 `forward_image` -> `_prepare_backbone_features` -> `track_step(...)` per frame, with the
 memory read from `output_dict = {"cond_frame_outputs": {idx: out}, "non_cond_frame_outputs": {idx: out}}`.
 Inference-oriented (dropout layers are kept but nothing else is training-specific).
+
+What a predictor uses (all as in the official class):
+- `forward_image(images (B, 3, S, S))` -> backbone dict; `_prepare_backbone_features(dict)`
+  -> (dict, vision_feats [(HW, B, C)] x3, vision_pos_embeds, feat_sizes).
+- `track_step(frame_idx, is_init_cond_frame, current_vision_feats, current_vision_pos_embeds,
+  feat_sizes, point_inputs, mask_inputs, output_dict, num_frames, track_in_reverse=False,
+  run_mem_encoder=True, prev_sam_mask_logits=None)` -> {"point_inputs", "mask_inputs",
+  "pred_masks", "pred_masks_high_res", "obj_ptr", "object_score_logits",
+  "maskmem_features", "maskmem_pos_enc"}.
+- `_encode_new_memory(...)`, `_apply_non_overlapping_constraints(masks)`, `_use_mask_as_output`,
+  `_forward_sam_heads`, `_prepare_memory_conditioned_features`.
+- Attributes: `image_size`, `num_maskmem`, `hidden_dim`, `mem_dim`, `max_obj_ptrs_in_encoder`,
+  `memory_temporal_stride_for_eval`, `non_overlap_masks_for_mem_enc`,
+  `use_mask_input_as_output_without_sam`, `binarize_mask_from_pts_for_mem_enc`,
+  `fill_hole_area`, `config` (the `Sam2Config`), `device`.
 """
 
 from __future__ import annotations

@@ -193,8 +193,6 @@ def test_track_step_with_memory_two_objects_equal(pair, reverse):
 
 
 def test_track_step_absent_object_equal(pair):
-    if pair.name != "sam2.1_hiera_tiny":
-        pytest.skip("the no-object path is checked on the SAM 2.1 config (it has no_obj_embed_spatial)")
     absent = copy.copy(pair.state)
     absent[OBJ_SCORE_BIAS] = torch.full_like(pair.state[OBJ_SCORE_BIAS], -3.0)
     pair.reload(absent)
