@@ -63,6 +63,15 @@ def test_stretch_geometry_maps_frame_onto_whole_input():
     assert geometry.scale_yx == pytest.approx((256 / 101, 256 / 122))
 
 
+def test_box_maps_to_the_input_extent_of_its_pixels():
+    from sam2core.lite_medsam.preprocess import box_to_input
+
+    geometry = frame_geometry((64, 128), 256, "stretch")  # 4x along y, 2x along x
+    box = box_to_input(torch.tensor([10.0, 5.0, 20.0, 15.0]), geometry)
+    # pixels 10..20 cover input columns 20..41, rows 5..15 cover input rows 20..63
+    torch.testing.assert_close(box, torch.tensor([20.0, 20.0, 41.0, 63.0]))
+
+
 def test_longest_side_preprocessing_keeps_aspect_normalises_and_pads():
     frame = torch.rand(3, 100, 200) * 0.5 + 0.2
     x, geometry = preprocess_frame(frame, 256, "longest_side")

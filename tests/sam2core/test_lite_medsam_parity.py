@@ -83,9 +83,16 @@ def encoded(ct_slices, reference_model, our_model):
 
 
 def to_reference_pixels(xy: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
-    """Frame pixels → the reference's 256×256 stretched input pixels (x, y order)."""
+    """Frame pixel points `(..., 2)` → the reference's 256×256 stretched input pixels."""
     h, w = frame_hw
-    return xy * np.tile(np.array([256.0 / w, 256.0 / h], dtype=np.float32), xy.shape[-1] // 2)
+    return xy * np.array([256.0 / w, 256.0 / h], dtype=np.float32)
+
+
+def box_to_reference_pixels(box: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
+    """Inclusive frame box → the input box covering the same pixels (x0·s, y0·s, (x1+1)·s−1, (y1+1)·s−1)."""
+    h, w = frame_hw
+    sx, sy = 256.0 / w, 256.0 / h
+    return np.array([box[0] * sx, box[1] * sy, (box[2] + 1) * sx - 1, (box[3] + 1) * sy - 1], dtype=np.float32)
 
 
 def test_preprocessing_matches_reference(ct_slices):
@@ -114,7 +121,7 @@ def test_box_mask_logits_match_reference(ct_slices, encoded, reference_model, ou
         if not (label_yx == label).any():
             continue
         box = box_of(label_yx == label)
-        reference_box = torch.from_numpy(to_reference_pixels(box, frame_hw)).reshape(1, 1, 4)
+        reference_box = torch.from_numpy(box_to_reference_pixels(box, frame_hw)).reshape(1, 1, 4)
         # MedSAMLite.forward minus the encoder, on the cached reference embedding
         reference_low_res, _ = _reference_decode(reference_model, reference_embedding, boxes=reference_box)
         expected = F.interpolate(reference_low_res, size=frame_hw, mode="bilinear", align_corners=False)[0]
@@ -161,7 +168,7 @@ def test_box_iou_prediction_matches_reference(ct_slices, encoded, reference_mode
     frames, labels = ct_slices
     _, reference_embedding, ours = encoded[0]
     box = box_of(labels[0] == LIVER)
-    reference_box = torch.from_numpy(to_reference_pixels(box, frames.shape[-2:])).reshape(1, 1, 4)
+    reference_box = torch.from_numpy(box_to_reference_pixels(box, frames.shape[-2:])).reshape(1, 1, 4)
     _, reference_iou = _reference_decode(reference_model, reference_embedding, boxes=reference_box, multimask=True)
     _, iou = our_model.decode(ours, box=box, multimask=True)
     torch.testing.assert_close(iou, reference_iou[0], rtol=0, atol=1e-4)
