@@ -7,7 +7,6 @@ slices), then propagates, yielding a `Step` for every finished slice with that s
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import threading
 import time
@@ -162,31 +161,6 @@ def session_class() -> Any:
     return cls
 
 
-def _one_direction(session: Any, direction: str) -> contextlib.AbstractContextManager:
-    """Limit a propagation to one direction.
-
-    `volume.Session.propagate` carries prompts both ways; when it takes no `direction`, the
-    pass limit of the other direction is pinned to the prompt slice (a zero-length pass).
-    """
-    if direction not in ("forward", "backward"):
-        return contextlib.nullcontext()
-    original = getattr(session, "_pass_limit", None)
-    if original is None:
-        raise NotImplementedError(
-            "this volume.Session propagates in both directions only; choose 'both directions'")
-    skip_reverse = direction == "forward"
-
-    @contextlib.contextmanager
-    def patched():
-        session._pass_limit = lambda obj, s, reverse: s if reverse == skip_reverse else original(obj, s, reverse)
-        try:
-            yield
-        finally:
-            del session._pass_limit
-
-    return patched()
-
-
 def propagation_steps(**options: Any) -> Generator[Step, None, Result]:
     """Worker body (see `_propagation_steps`); a `RuntimeError` (torch) reaches napari as `WorkerError`."""
     return (yield from reraise_runtime_errors(_propagation_steps(**options)))
@@ -227,11 +201,12 @@ def _propagation_steps(
                 "cancel": cancel,
                 "on_slice": lambda index, plane: report(("slice", int(index), np.array(plane, copy=True))),
             }
+            wanted = direction if direction in ("forward", "backward") else "both"
             if accepts_direction:
-                return session.propagate(direction=direction if direction in ("forward", "backward") else "both",
-                                         **options)
-            with _one_direction(session, direction):
-                return session.propagate(**options)
+                return session.propagate(direction=wanted, **options)
+            if wanted != "both":
+                raise NotImplementedError("this volume.Session propagates in both directions only")
+            return session.propagate(**options)
 
     done, total = 0, 0
     for kind, *values in stream_callbacks(run):
