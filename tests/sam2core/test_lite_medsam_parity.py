@@ -65,7 +65,7 @@ def reference_model():
 def our_model():
     from sam2core.lite_medsam import load_lite_medsam
 
-    return load_lite_medsam(device="cpu", precision="fp32")
+    return load_lite_medsam(device="cpu", precision="fp32", resize_mode="stretch")  # the reference's resize
 
 
 @pytest.fixture(scope="module")
