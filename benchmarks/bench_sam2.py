@@ -3,7 +3,7 @@
 Same random-weight SAM 2.1 tiny model, same synthetic frames (JPEGs, so the official loader
 and ours decode identical pixels), two objects prompted on frame 0 (clicks and a box),
 forward propagation through every frame, CPU. Every measurement runs in a fresh subprocess
-(peak RSS and CPU time from `resource.getrusage`; on a shared machine CPU seconds per frame
+(peak RSS from /proc VmHWM, CPU time from `resource.getrusage`; on a shared machine CPU seconds per frame
 compare more fairly than wall seconds). Outputs of each run are compared with the official
 run on the same frames (logits on a 4-pixel grid): max |diff| / max |logit| and the share of
 equal thresholded pixels.
@@ -127,10 +127,22 @@ def worker(args) -> None:
             np.save(out_dir / f"{frame_idx:05d}.npy", masks[:, 0, ::GRID, ::GRID].float().cpu().numpy())
             count += 1
         propagate_s, cpu_s = time.perf_counter() - start, cpu_seconds() - cpu_start
-    maxrss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    maxrss_mib = peak_rss_mib()
     print(json.dumps(dict(prompt_s=prompt_s, propagate_s=propagate_s, frames=count,
                           s_per_frame=propagate_s / max(count - 1, 1), cpu_s_per_frame=cpu_s / max(count - 1, 1),
                           peak_rss_mib=maxrss_mib)))
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process: VmHWM (Linux), else ru_maxrss (which can carry the parent's over exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / (1024.0 * 1024.0) if sys.platform == "darwin" else maxrss / 1024.0
 
 
 def cpu_seconds() -> float:
