@@ -38,7 +38,7 @@ NO_OBJECT_LOGIT = -1024.0  # SAM 2's fill value for frames where an object is ab
 class CarryConfig:
     """How one frame's mask is carried to the next (sizes relative to sqrt(mask area) in pixels)."""
 
-    margin_ratios: tuple[float, ...] = (0.0, 0.12, 0.25)  # candidate boxes (first: the presence IoU)
+    margin_ratios: tuple[float, ...] = (0.0, 0.12, 0.25)  # candidate boxes 
     multimask: bool = False  # the first box's three multimask outputs are candidates too
     mask_prompt: bool = False  # first box + previous mask as mask prompt is a candidate too
     min_margin_px: float = 1.0
@@ -355,7 +355,6 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
     for ratio in config.margin_ratios:
         logits, iou_t = decode(embedding, box=box_with(ratio))
         candidates.append((logits[0], float(iou_t[0])))
-    presence_iou = candidates[0][1]  # one fixed prompt kind, comparable from frame to frame
     if config.multimask:
         multi, multi_iou = decode(embedding, box=box, multimask=True)
         candidates += [(multi[k], float(multi_iou[k])) for k in range(multi.shape[0])]
@@ -369,9 +368,8 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
         mask = (candidate > 0) & allowed
         value = candidate_iou + config.agreement_weight * _dice(mask, prev)
         if best is None or value > best[0]:
-            best = (value, candidate, mask)
-    _, logits, mask = best
-    iou = presence_iou
+            best = (value, candidate, mask, candidate_iou)
+    _, logits, mask, iou = best
     raw_area = int((logits > 0).sum())
     logits = torch.where(allowed, logits, torch.full_like(logits, NO_OBJECT_LOGIT))
     new_area = int(mask.sum())
