@@ -18,7 +18,8 @@ scanio = pytest.importorskip("scanio")
 
 def _run(cohort, client, **kw):
     kw.setdefault("segmenter", BoxSegmenter())
-    return segment_cohort(cohort["manifest"], cohort["out"], client=client, progress=False, **kw)
+    kw.setdefault("progress", False)
+    return segment_cohort(cohort["manifest"], cohort["out"], client=client, **kw)
 
 
 def test_good_scans_are_written_with_geometry_and_the_corrupt_one_fails(cohort, dask_client):
@@ -80,7 +81,9 @@ def test_rerun_redoes_scans_whose_output_is_missing_or_invalid(cohort, dask_clie
     ct.unlink()
     mr.write_bytes(b"truncated")
     before = dicom.stat().st_mtime_ns
-    report = _run(cohort, dask_client)
+    calls = []
+    report = _run(cohort, dask_client, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(2, 4), (3, 4), (4, 4)]  # the finished scan counts as done from the start
     assert sorted(report.ran) == sorted([str(cohort["good"][0]), str(cohort["good"][1]), str(cohort["broken"])])
     assert report.skipped == [str(cohort["good"][2])]
     assert ct.is_file() and scanio.read_scan(mr).shape == (20, 91, 117)

@@ -192,8 +192,9 @@ def segment_cohort(
     `LocalCluster` of `workers` processes x `threads_per_worker` threads (closed at the end).
     segmenter: picklable `segmenter(scan, job) -> Segmentation`; default `SessionSegmenter(model)`.
     Scans whose output is already complete and valid are skipped; failures become `failed`
-    rows in `out_dir/summary.csv` and never stop the batch. `progress` True shows a tqdm bar,
-    or is called as `progress(done, total)`; setting `cancel` stops waiting and cancels the rest.
+    rows in `out_dir/summary.csv` and never stop the batch. `progress` True shows a tqdm bar of
+    scans done / total (finished earlier count as done), or is called as `progress(done, total)`;
+    setting `cancel` stops waiting and cancels the rest.
     """
     t0 = time.perf_counter()
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -268,7 +269,8 @@ def _run_jobs(
             by_key[fut.key] = job
             futures.append(fut)
 
-        bar = _progress_bar(progress, len(todo))
+        already = len(order) - len(todo)
+        bar = _progress_bar(progress, len(order), already)
         done = 0
         last_write = 0.0
         unwritten = False
@@ -295,7 +297,7 @@ def _run_jobs(
                     unwritten = True
                     fut.release()
                     done += 1
-                    bar(done, result)
+                    bar(already + done, result)
                 if time.monotonic() - last_write >= SUMMARY_EVERY_S:  # whole-file rewrites, so not per row
                     write_summary(out, rows.values(), order=order)
                     last_write, unwritten = time.monotonic(), False
@@ -312,7 +314,7 @@ def _run_jobs(
     return link
 
 
-def _progress_bar(progress: ProgressLike, total: int) -> Callable:
+def _progress_bar(progress: ProgressLike, total: int, already: int = 0) -> Callable:
     """`update(done, result)`; `update(None, None)` closes it."""
     if callable(progress):
         def update(done, result):
@@ -323,7 +325,7 @@ def _progress_bar(progress: ProgressLike, total: int) -> Callable:
         return lambda done, result: None
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc="scans", unit="scan", file=sys.stderr)
+    bar = tqdm(total=total, initial=already, desc="scans", unit="scan", file=sys.stderr)
     failed = 0
 
     def update(done, result):
