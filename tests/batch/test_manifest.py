@@ -127,3 +127,11 @@ def test_symlinked_copies_are_separate_scans(scans, tmp_path):
     rows = [{"scan": "a.nii.gz", "box": "1,2,3,4,5"}, {"scan": "copy.nii.gz", "box": "1,2,3,4,5"}]
     jobs = read_manifest(write_manifest_csv(tmp_path / "m.csv", rows))
     assert [j.stem for j in jobs] == ["a", "copy"]
+
+
+def test_unquoted_box_in_csv_says_to_quote_it(scans, tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("scan,object_id,box\na.nii.gz,1,5,10,20,30,40\n")
+    with pytest.raises(ManifestFormatError, match="quote") as info:
+        read_manifest(path)
+    assert info.value.row == 1

@@ -253,6 +253,10 @@ def parse_manifest_rows(
 
     by_scan: dict[Path, dict[str, Any]] = {}
     for n, raw in enumerate(rows, start=1):
+        if None in raw:  # csv.DictReader puts cells beyond the header under None
+            problems.append((n, "more cells than header columns: quote prompts that hold commas, "
+                                'e.g. "15,40,20,80,60"', ManifestFormatError))
+            continue
         row = _normalise_keys(raw)
         bad_keys = sorted(set(row) - set(FIELDS))
         if bad_keys:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
+import uuid
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable, Optional
@@ -84,9 +84,9 @@ def write_summary(out_dir: os.PathLike, results: Iterable[ScanResult], order: Op
     if order is not None:
         rank = {scan: i for i, scan in enumerate(order)}
         rows.sort(key=lambda r: rank.get(r.scan, len(rank)))
-    fd, tmp = tempfile.mkstemp(prefix=".summary.", suffix=".csv.tmp", dir=path.parent)
+    tmp = path.parent / f".summary.{uuid.uuid4().hex[:8]}.csv.tmp"  # open(): the user's umask applies
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+        with open(tmp, "x", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=COLUMNS)
             writer.writeheader()
             for row in rows:
