@@ -43,10 +43,10 @@ class CarryConfig:
     mask_prompt: bool = False  # first box + previous mask as mask prompt is a candidate too
     min_margin_px: float = 1.0
     max_margin_px: float = 30.0
-    dilation_ratio: float = 0.25  # constraint: new mask within prev mask dilated by this
+    dilation_ratio: float = 0.12  # constraint: new mask within prev mask dilated by this
     min_dilation_px: int = 2
     agreement_weight: float = 1.0  # candidate score = predicted IoU + weight * Dice with prev mask
-    mask_threshold: float = 0.0  # logits above this are the object (yielded logits are shifted by it)
+    mask_threshold: float = 0.5  # logits above this are the object (yielded logits are shifted by it)
     iou_drop: float = 0.12  # gone when predicted IoU falls this far below its recent median ...
     min_iou: float = 0.5  # ... or below this
     iou_history: int = 3  # frames in that median
