@@ -44,7 +44,7 @@ __all__ = [
 def load_lite_medsam(
     device: Optional[Union[str, torch.device]] = None,
     precision: Precision = DEFAULT_PRECISION,
-    channels_last: bool = False,
+    channels_last: bool = True,
     resize_mode: ResizeMode = DEFAULT_RESIZE_MODE,
 ) -> LiteMedSAM:
     """LiteMedSAM with the packaged weights (sha256-checked, strict keys), in eval mode on `device`."""

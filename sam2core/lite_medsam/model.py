@@ -68,12 +68,17 @@ class ImageEmbedding:
 
 
 class LiteMedSAM(nn.Module):
-    """LiteMedSAM with the image-model API; `precision` is the encoder's autocast dtype."""
+    """LiteMedSAM with the image-model API.
+
+    `precision` is the encoder's autocast dtype ("fp32" default: exact, and bf16 runs ~50x
+    slower on CPUs without AVX-512 BF16 / AMX). `channels_last` (default) runs the encoder's
+    convolutions channels-last with 1×1 convs as GEMMs: same numbers, ~2x faster on CPU.
+    """
 
     is_image_model = True
 
     def __init__(self, config: LiteMedSAMConfig = LiteMedSAMConfig(), precision: Precision = "fp32",
-                 channels_last: bool = False, use_sdpa: bool = True) -> None:
+                 channels_last: bool = True, use_sdpa: bool = True) -> None:
         super().__init__()
         if config.resize_mode not in RESIZE_MODES:
             raise ValueError(f"unknown resize mode {config.resize_mode!r}; expected one of {RESIZE_MODES}")
@@ -211,7 +216,7 @@ class LiteMedSAM(nn.Module):
         return masks_out, iou
 
 
-def build_lite_medsam(precision: Precision = "fp32", channels_last: bool = False,
+def build_lite_medsam(precision: Precision = "fp32", channels_last: bool = True,
                       resize_mode: ResizeMode = DEFAULT_RESIZE_MODE) -> LiteMedSAM:
     """LiteMedSAM architecture (parameters not loaded), in eval mode."""
     model = LiteMedSAM(LiteMedSAMConfig(resize_mode=resize_mode), precision=precision, channels_last=channels_last)

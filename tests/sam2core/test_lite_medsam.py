@@ -141,7 +141,7 @@ def _unfolded_encoder_forward(encoder: TinyViT, x: torch.Tensor) -> torch.Tensor
 
 
 def test_channels_last_encoder_matches_default_layout():
-    model = small_model()
+    model = small_model(channels_last=False)
     x = torch.rand(1, 3, 64, 64)
     default = model.encode_input(x)
     model.set_channels_last(True)
