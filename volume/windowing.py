@@ -59,15 +59,25 @@ def percentile_window(array: np.ndarray, percentiles: tuple[float, float] = PERC
     return Window(float(low), float(high), f"percentile {percentiles[0]}-{percentiles[1]}")
 
 
+def looks_like_ct(array: np.ndarray, max_samples: int = 1_000_000) -> bool:
+    """Values in Hounsfield units: a good share of voxels at air (<= -900) and none far below -1100."""
+    flat = np.asarray(array).reshape(-1)
+    sample = flat[:: max(1, flat.size // max_samples)].astype(np.float32)
+    low = float(np.percentile(sample, 1))
+    return -1100.0 <= low <= -900.0 or (float(sample.min()) >= -1100.0 and float(np.mean(sample <= -900)) > 0.02)
+
+
 def resolve_window(spec: WindowSpec, array: np.ndarray, modality: str = "OT") -> Window:
     """A `Window` from "auto", a CT preset name, "percentile", "level,width", (level, width) or a Window.
 
     "auto" is the soft-tissue preset for CT and percentile scaling for anything else (MR).
+    A scan of unknown modality (NIfTI has none) counts as CT when it holds air at about
+    -1000 HU.
     """
     if isinstance(spec, Window):
         return spec
     if spec is None or (isinstance(spec, str) and spec.strip().lower() == "auto"):
-        if str(modality).upper() == "CT":
+        if str(modality).upper() == "CT" or (str(modality).upper() in ("OT", "", "NONE") and looks_like_ct(array)):
             return Window.from_level_width(*CT_PRESETS["soft_tissue"], name="soft_tissue")
         return percentile_window(array)
     if isinstance(spec, (tuple, list)):

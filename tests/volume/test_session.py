@@ -260,3 +260,14 @@ def test_one_direction_then_the_other():
     assert (present[0], present[-1]) == (15, 23)
     labels = session.propagate(direction="backward")
     assert dice(labels == 1, truth) > 0.97
+
+
+def test_auto_window_treats_hounsfield_values_of_unknown_modality_as_ct():
+    from volume import resolve_window
+
+    ct_like = np.full((4, 8, 8), -1000, np.int16)
+    ct_like[:, 2:6, 2:6] = 50
+    assert resolve_window("auto", ct_like, "OT").name == "soft_tissue"
+    mr_like = np.abs(ct_like).astype(np.int16)
+    assert resolve_window("auto", mr_like, "OT").name.startswith("percentile")
+    assert resolve_window("lung", mr_like, "MR").low == -600 - 750
