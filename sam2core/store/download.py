@@ -70,11 +70,13 @@ class _Partial:
 
 
 def _user_agent() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        from napari_sam2 import __version__
-    except Exception:  # the store must work without the plugin package
-        __version__ = "0"
-    return f"napari-sam2/{__version__} (+urllib)"
+        dist_version = version("napari-sam2")  # the distribution, not the napari plugin package
+    except PackageNotFoundError:
+        dist_version = "0"
+    return f"napari-sam2/{dist_version} (+urllib)"
 
 
 def _check_cancel(cancel: Optional[threading.Event]) -> None:

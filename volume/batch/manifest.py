@@ -10,7 +10,7 @@ One row per (scan, object), as CSV with a header or as JSON lines, same field na
 | `box` | one of box/points | `z,y0,x0,y1,x1` voxel indices of the scan array: a box on axial slice `z` (with another `axis`: `slice,r0,c0,r1,c1` as in `volume.session`) |
 | `points` | one of box/points | `z,y,x[,label]` separated by `;` (label 1 positive, default; 0 negative) |
 
-The prompt syntax is `napari-sam2 segment`'s `--box`/`--point` (parsed by that module).
+The prompt syntax is `napari-sam2 segment`'s `--box`/`--point` (`volume.prompts`).
 | `axis` | no | slicing axis for this scan (`axial`, `coronal`, `sagittal`) |
 | `window` | no | intensity window for this scan (`auto`, a preset name or `level,width`) |
 | `model` | no | model name for this scan (overrides the batch default) |
@@ -131,13 +131,13 @@ def _stat_signature(path: Path) -> list[int]:
         return [0, 0, 0]
 
 
-# --- prompt syntax: the one of `napari-sam2 segment --box/--point` (parsed by that module) ----------
+# --- prompt syntax: the one of `napari-sam2 segment --box/--point` (`volume.prompts`) ----------
 
 
-def _segment_cli():
-    from napari_sam2.cli import segment
+def _prompt_syntax():
+    from volume import prompts
 
-    return segment
+    return prompts
 
 
 def _parts(text: str) -> list[str]:
@@ -146,9 +146,9 @@ def _parts(text: str) -> list[str]:
 
 def parse_prompt(box: Any = None, points: Any = None) -> tuple[Optional[tuple], tuple, tuple]:
     """A row's `box` (`"s,r0,c0,r1,c1"` or 5 numbers) and `points` (`"z,y,x[,label];..."` or a list)
-    -> `(box, points_zyx, labels)`, parsed by `napari_sam2.cli.segment.collect_prompts`;
+    -> `(box, points_zyx, labels)`, parsed by `volume.prompts.collect_prompts` (the segment CLI's syntax);
     raises `ValueError` saying what is wrong."""
-    segment = _segment_cli()
+    syntax = _prompt_syntax()
     box_texts = [] if _blank(box) else [_box_text(box)]
     if _blank(points):
         point_texts: list[str] = []
@@ -166,8 +166,8 @@ def parse_prompt(box: Any = None, points: Any = None) -> tuple[Optional[tuple], 
     if not box_texts and not point_texts:
         raise ValueError("no prompt: give a box 'z,y0,x0,y1,x1' and/or points 'z,y,x[,label];...'")
     try:
-        (prompt,) = segment.collect_prompts(box_texts, point_texts, None).values()
-    except segment.BadArguments as exc:
+        (prompt,) = syntax.collect_prompts(box_texts, point_texts, None).values()
+    except syntax.PromptSpecError as exc:
         raise ValueError(str(exc)) from None
     parsed_box = prompt["box"]
     if parsed_box is not None:

@@ -87,7 +87,7 @@ class SessionSegmenter:
         if job.window:
             options["window"] = job.window
         session = Session(scan, model=model, device=self.device, **options)
-        from napari_sam2.cli.segment import apply_prompts  # the segment CLI's own prompt -> session code
+        from volume.prompts import apply_prompts  # the segment CLI's prompt -> session code
 
         apply_prompts(session, {
             o.obj_id: {"box": o.box_zyx, "points": [(*p, lab) for p, lab in zip(o.points_zyx, o.point_labels)]}
