@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sam2core.modeling.common import LayerNorm2d
+
 
 @dataclass(frozen=True)
 class TinyViTConfig:
@@ -80,22 +82,6 @@ class Conv2dBN(nn.Module):
 def _is_channels_last(x: torch.Tensor) -> bool:
     """True when `x` (B, C, H, W) is stored as (B, H, W, C) and that is not also the default layout."""
     return x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-
-
-class LayerNorm2d(nn.Module):
-    """Layer norm over the channels of a `(B, C, H, W)` tensor."""
-
-    def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(num_channels))
-        self.bias = nn.Parameter(torch.zeros(num_channels))
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
 
 
 class PatchEmbed(nn.Module):
