@@ -65,8 +65,9 @@ def is_ct_like(scan: Any) -> bool:
         return True
     if modality not in ("", "OT"):
         return False
-    sample = _sample(scan.array)
-    return sample.size > 0 and -3100.0 <= float(np.percentile(sample, 1.0)) <= -900.0
+    from volume.windowing import looks_like_ct  # one rule for the display and the model's window
+
+    return looks_like_ct(np.asarray(scan.array))
 
 
 def default_contrast_limits(scan: Any) -> tuple[float, float]:

@@ -60,11 +60,14 @@ def percentile_window(array: np.ndarray, percentiles: tuple[float, float] = PERC
 
 
 def looks_like_ct(array: np.ndarray, max_samples: int = 1_000_000) -> bool:
-    """Values in Hounsfield units: a good share of voxels at air (<= -900) and none far below -1100."""
+    """Values in Hounsfield units: a good share of voxels at air (<= -900), nothing below the
+    scanners' padding values (-3024 or -2048 outside the field of view)."""
     flat = np.asarray(array).reshape(-1)
     sample = flat[:: max(1, flat.size // max_samples)].astype(np.float32)
+    if sample.size == 0:
+        return False
     low = float(np.percentile(sample, 1))
-    return -1100.0 <= low <= -900.0 or (float(sample.min()) >= -1100.0 and float(np.mean(sample <= -900)) > 0.02)
+    return -3100.0 <= low <= -900.0 or (float(sample.min()) >= -3100.0 and float(np.mean(sample <= -900)) > 0.02)
 
 
 def resolve_window(spec: WindowSpec, array: np.ndarray, modality: str = "OT") -> Window:

@@ -271,3 +271,12 @@ def test_auto_window_treats_hounsfield_values_of_unknown_modality_as_ct():
     mr_like = np.abs(ct_like).astype(np.int16)
     assert resolve_window("auto", mr_like, "OT").name.startswith("percentile")
     assert resolve_window("lung", mr_like, "MR").low == -600 - 750
+
+
+def test_auto_window_treats_ct_with_scanner_padding_as_ct():
+    from volume import resolve_window
+
+    padded = np.full((4, 16, 16), -3024, np.int16)  # outside the field of view
+    padded[:, 2:14, 2:14] = -1000
+    padded[:, 5:11, 5:11] = 40
+    assert resolve_window("auto", padded, "OT").name == "soft_tissue"
