@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from napari_sam2._triton_guard import block_triton_without_cuda
+
+# GUI tests load Mesa's LLVM (llvmpipe under xvfb); a later lazy `import triton` by torch in the
+# same pytest process would then segfault. Same guard as the dock widget's.
+block_triton_without_cuda()
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
