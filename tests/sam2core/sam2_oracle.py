@@ -130,3 +130,22 @@ def load_into_both(ours: nn.Module, official: nn.Module, state_dict: dict[str, t
     official.load_state_dict(state_dict, strict=True)
     ours.eval()
     official.eval()
+
+
+def assert_logits_match(ours: torch.Tensor, ref: torch.Tensor, what: str) -> None:
+    """|ours - ref| <= 1e-3 * max|ref| and >= 99.9 % of the thresholded values equal."""
+    assert ours.shape == ref.shape, f"{what}: shape {tuple(ours.shape)} != {tuple(ref.shape)}"
+    scale = ref.abs().max().item()
+    err = (ours.float() - ref.float()).abs().max().item()
+    assert err <= 1e-3 * max(scale, 1e-6), f"{what}: max error {err:.3g} vs max |logit| {scale:.3g}"
+    agree = ((ours > 0) == (ref > 0)).float().mean().item()
+    assert agree >= 0.999, f"{what}: thresholded agreement {agree:.5f}"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small models run far faster on one thread than on an oversubscribed pool (import into a module, autouse there)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -16,6 +16,7 @@ import torch
 from sam2core.sam2_build import build_sam2
 from sam2core.sam2_configs import SAM2_CONFIGS
 from tests.sam2core.sam2_oracle import (
+    assert_logits_match,
     build_official,
     load_into_both,
     official_state_dict_shapes,
@@ -27,16 +28,6 @@ pytestmark = skip_without_official
 
 IMAGE_SIZE = 256
 OBJ_SCORE_BIAS = "sam_mask_decoder.pred_obj_score_head.layers.2.bias"
-
-
-def assert_logits_match(ours: torch.Tensor, ref: torch.Tensor, what: str) -> None:
-    """|ours - ref| <= 1e-3 * max|ref| and >= 99.9 % of the thresholded values equal."""
-    assert ours.shape == ref.shape, f"{what}: shape {tuple(ours.shape)} != {tuple(ref.shape)}"
-    scale = ref.abs().max().item()
-    err = (ours.float() - ref.float()).abs().max().item()
-    assert err <= 1e-3 * max(scale, 1e-6), f"{what}: max error {err:.3g} vs max |logit| {scale:.3g}"
-    agree = ((ours > 0) == (ref > 0)).float().mean().item()
-    assert agree >= 0.999, f"{what}: thresholded agreement {agree:.5f}"
 
 
 def assert_close(ours: torch.Tensor, ref: torch.Tensor, what: str) -> None:

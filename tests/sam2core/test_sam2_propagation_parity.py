@@ -21,9 +21,16 @@ from PIL import Image
 
 from sam2core.sam2_build import build_sam2
 from sam2core.video_predictor import VideoPredictor
-from tests.sam2core.sam2_oracle import build_official, load_into_both, random_weights, skip_without_official
+from tests.sam2core.sam2_oracle import (  # noqa: F401 (one_thread is a fixture)
+    assert_logits_match,
+    build_official,
+    load_into_both,
+    one_thread,
+    random_weights,
+    skip_without_official,
+)
 
-pytestmark = skip_without_official
+pytestmark = [skip_without_official, pytest.mark.usefixtures("one_thread")]
 
 MODEL = "sam2.1_hiera_tiny"
 IMAGE_SIZE = 128
@@ -49,15 +56,6 @@ def synthetic_frames_rgb_u8() -> list[np.ndarray]:
     return frames
 
 
-def assert_logits_match(ours: torch.Tensor, ref: torch.Tensor, what: str) -> None:
-    assert ours.shape == ref.shape, f"{what}: shape {tuple(ours.shape)} != {tuple(ref.shape)}"
-    scale = ref.abs().max().item()
-    err = (ours.float() - ref.float()).abs().max().item()
-    assert err <= 1e-3 * max(scale, 1e-6), f"{what}: max error {err:.3g} vs max |logit| {scale:.3g}"
-    agree = ((ours > 0) == (ref > 0)).float().mean().item()
-    assert agree >= 0.999, f"{what}: thresholded agreement {agree:.5f}"
-
-
 def run_session(predictor, state) -> dict:
     """Prompts then forward and backward propagation; every output keyed by (step, frame)."""
     outputs = {}
@@ -76,15 +74,6 @@ def run_session(predictor, state) -> dict:
     for frame_idx, _, masks in predictor.propagate_in_video(state, start_frame_idx=CORRECTED):
         outputs[("after correction", frame_idx)] = masks.clone()
     return outputs
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models run far faster on one thread than on an oversubscribed pool."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

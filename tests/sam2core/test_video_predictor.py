@@ -12,20 +12,13 @@ import torch
 
 from sam2core import LazyFrames, PromptError, VideoPredictor
 from sam2core.sam2_build import build_sam2
-from tests.sam2core.sam2_oracle import random_weights
+from tests.sam2core.sam2_oracle import one_thread, random_weights  # noqa: F401 (one_thread is a fixture)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 IMAGE_SIZE = 64
 HEIGHT, WIDTH = 48, 56
 OBJ_SCORE_BIAS = "sam_mask_decoder.pred_obj_score_head.layers.2.bias"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run far faster on one thread than on an oversubscribed pool."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
