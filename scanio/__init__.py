@@ -23,6 +23,9 @@ from scanio.errors import (
     SeriesNotFoundError,
     UnknownFormatError,
     UnsupportedOutputError,
+    ScanTooLargeError,
+    BadHeaderError,
+    UnsafeDataFileError,
 )
 from scanio.dicom import list_series
 from scanio.read import read_scan
@@ -37,4 +40,5 @@ __all__ = [
     "EmptyFolderError", "CorruptFileError", "NotVolumeError", "MixedSeriesError",
     "MultipleSeriesError", "SeriesNotFoundError", "IrregularGeometryError", "LabelsError",
     "OutputExistsError", "UnsupportedOutputError", "ReadCancelledError",
+    "ScanTooLargeError", "BadHeaderError", "UnsafeDataFileError",
 ]

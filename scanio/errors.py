@@ -74,3 +74,17 @@ class UnsupportedOutputError(ScanIOError):
 
 class ReadCancelledError(ScanIOError):
     """Reading was cancelled through the `cancel` event."""
+
+
+class ScanTooLargeError(ScanIOError):
+    """The header claims more voxels than the size cap allows (`NAPARI_SAM2_MAX_VOXELS` raises it)."""
+
+
+class BadHeaderError(CorruptFileError):
+    """A header value that is impossible or unsafe: sizes, dtype, non-finite or zero spacing,
+    non-finite origin, singular direction, data offset beyond the file."""
+
+
+class UnsafeDataFileError(NotAScanError):
+    """A detached data file (NRRD `data file`, MetaImage `ElementDataFile`) outside the header's
+    folder, absolute, reached through `..`, or not a regular file: refused, never read."""

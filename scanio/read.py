@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 from scanio.errors import (
+    BadHeaderError,
     CorruptFileError,
     NotAScanError,
     NotVolumeError,
     ScanNotFoundError,
     UnknownFormatError,
 )
+from scanio.header_info import check_direction, check_origin, check_spacing
+from scanio.limits import check_data_present, check_regular_file, check_size
 from scanio.scan import Scan
 
 # Extension -> format name, for files SimpleITK reads.
@@ -58,6 +60,7 @@ def read_scan(path, series_uid: Optional[str] = None, *, irregular: str = "resam
         raise ScanNotFoundError(f"{path}: no such file or folder", path)
     if path.is_dir():
         return dicom.read_dicom_folder(path, series_uid, opts)
+    check_regular_file(path, "scan")  # a FIFO, socket or device would block or never end
     suffix = suffix_of(path)
     if suffix in IMAGE_FORMATS:
         return _read_image_file(path, IMAGE_FORMATS[suffix])
@@ -70,47 +73,42 @@ def read_scan(path, series_uid: Optional[str] = None, *, irregular: str = "resam
         f"{path}: unknown file type '{suffix}'; scanio reads {SUPPORTED}", path)
 
 
-def _looks_like(path: Path, fmt: str) -> bool:
-    """Cheap check that the file's first bytes match its format (else it is not a scan)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1024)
-        if fmt == "NIfTI":
-            if head[:2] == b"\x1f\x8b":
-                with gzip.open(path, "rb") as g:
-                    head = g.read(352)
-            if len(head) < 4:
-                return False
-            size_le = int.from_bytes(head[:4], "little")
-            size_be = int.from_bytes(head[:4], "big")
-            return size_le in (348, 540) or size_be in (348, 540)
-        if fmt == "NRRD":
-            return head.startswith(b"NRRD")
-        return b"NDims" in head or b"ObjectType" in head
-    except (OSError, EOFError, gzip.BadGzipFile):
-        return False
+def validate_image_header(path: Path, fmt: str):
+    """Our own header check of a NIfTI / NRRD / MetaImage file (`HeaderInfo`), before ITK sees it."""
+    from scanio.metaio_header import validate_metaio
+    from scanio.nifti_header import validate_nifti
+    from scanio.nrrd_header import validate_nrrd
+
+    return {"NIfTI": validate_nifti, "NRRD": validate_nrrd, "MetaImage": validate_metaio}[fmt](path)
 
 
-def _check_nifti_complete(path: Path) -> None:
-    """ITK reads a truncated NIfTI without complaint: check the voxel bytes are all there."""
-    import nibabel as nib
+def check_data_present_for(info) -> None:
+    """`CorruptFileError` unless the data file holds every voxel byte the header claims."""
+    if info.fmt == "NIfTI" and info.compression == "gzip":  # vox_offset counts in the gzip stream
+        check_data_present(info.data_path, 0, info.data_offset + info.data_bytes, "gzip")
+    elif info.compression == "text":
+        have = max(0, info.data_path.stat().st_size - info.data_offset)
+        if have < info.min_text_bytes:
+            raise CorruptFileError(
+                f"{info.data_path}: truncated: the header needs at least {info.min_text_bytes:,} "
+                f"characters of voxel text, the file holds {have:,}", info.data_path)
+    elif info.compression in ("gzip", "bzip2"):
+        check_data_present(info.data_path, info.data_offset, info.skip_bytes + info.data_bytes,
+                           info.compression)
+    else:
+        offset = max(info.data_offset, 0)
+        check_data_present(info.data_path, offset, info.data_bytes, "raw")
 
-    try:
-        header = nib.load(str(path)).header
-        expected = int(header.get_data_offset()) + int(
-            np.prod(header.get_data_shape(), dtype=np.int64)) * header.get_data_dtype().itemsize
-        if path.name.lower().endswith(".gz"):
-            available = 0
-            with gzip.open(path, "rb") as f:
-                while chunk := f.read(1 << 22):
-                    available += len(chunk)
-        else:
-            available = path.stat().st_size
-    except (OSError, EOFError, ValueError, gzip.BadGzipFile, nib.filebasedimages.ImageFileError) as exc:
-        raise CorruptFileError(f"{path}: NIfTI file is truncated or damaged ({exc})", path) from exc
-    if available < expected:
-        raise CorruptFileError(
-            f"{path}: NIfTI file is truncated ({available} of {expected} bytes)", path)
+
+def _check_itk_geometry(path: Path, image) -> None:
+    """ITK quietly turns NaN/0 spacing into 1: refuse any geometry that is not finite and regular."""
+    spacing = image.GetSpacing()[:3]
+    origin = image.GetOrigin()[:3]
+    n = image.GetDimension()
+    direction = np.array(image.GetDirection(), dtype=np.float64).reshape(n, n)[:3, :3]
+    check_spacing(path, spacing)
+    check_origin(path, origin)
+    check_direction(path, direction)
 
 
 def _modality_from_keys(reader) -> str:
@@ -127,9 +125,9 @@ def _modality_from_keys(reader) -> str:
 def _read_image_file(path: Path, fmt: str) -> Scan:
     import SimpleITK as sitk
 
-    if not _looks_like(path, fmt):
-        raise NotAScanError(
-            f"{path}: not a {fmt} file (its content does not match the extension)", path)
+    check_regular_file(path, "scan")
+    info = validate_image_header(path, fmt)
+    check_size(path, info.sizes + ((info.components,) if info.components > 1 else ()), info.itemsize)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -138,6 +136,12 @@ def _read_image_file(path: Path, fmt: str) -> Scan:
         raise CorruptFileError(f"{path}: damaged {fmt} header: {_first_line(exc)}", path) from exc
     dim = reader.GetDimension()
     size = reader.GetSize()
+    claimed = int(np.prod(size, dtype=np.int64)) * reader.GetNumberOfComponents()
+    if claimed != info.num_voxels:
+        raise BadHeaderError(
+            f"{path}: ITK reads the header as {size} x {reader.GetNumberOfComponents()} component(s), "
+            f"our check as {info.sizes}; the header is ambiguous or damaged: re-export the scan", path)
+    check_data_present_for(info)
     if reader.GetNumberOfComponents() != 1:
         raise NotAScanError(
             f"{path}: {reader.GetNumberOfComponents()}-component (colour/vector) image; "
@@ -151,13 +155,17 @@ def _read_image_file(path: Path, fmt: str) -> Scan:
     except RuntimeError as exc:
         raise CorruptFileError(
             f"{path}: {fmt} file is truncated or damaged: {_first_line(exc)}", path) from exc
+    _check_itk_geometry(path, image)
     if fmt == "NIfTI":
-        _check_nifti_complete(path)
+        from scanio.nifti_header import compare_forms
+
+        compare_forms(path, image, info)
     if image.GetSize()[2] < 2:
         raise NotVolumeError(
             f"{path}: a single slice ({image.GetSize()[0]}x{image.GetSize()[1]}); a 3D volume "
             "is needed", path)
-    meta = {"source": str(path), "format": fmt.lower(), "series_description": "", "warnings": []}
+    meta = {"source": str(path), "format": fmt.lower(), "series_description": "",
+            "warnings": list(info.warnings)}
     return Scan.from_sitk(image, modality=_modality_from_keys(reader), metadata=meta)
 
 
