@@ -78,7 +78,7 @@ def load_model(
 def make_predictor(model: torch.nn.Module, **options):
     """The streaming predictor that fits `model`: memory-based for SAM 2, prompt carrying for image models."""
     if getattr(model, "is_image_model", False):
-        from sam2core.carry_predictor import CarryingPredictor
+        from sam2core.predictor.carrying import CarryingPredictor
 
         return CarryingPredictor(model, **options)
     from sam2core.video_predictor import VideoPredictor

@@ -41,10 +41,11 @@ from volume.errors import (
     UnknownObjectError,
     VolumeError,
 )
+from volume.session_parts import Progress, ProgressCallback, Prompt, SliceResult, Unit, crop_result
 from volume.slicing import SliceGeometry, slicing_axis
-from volume.windowing import WindowSpec, resolve_window
+from volume.tracks import Track, TrackSet
+from volume.windowing import Window, WindowSpec, is_ct, resolve_window
 
-ProgressCallback = Callable[[int, int], Any]
 SliceCallback = Callable[[int, np.ndarray], Any]
 
 MAX_OBJECT_ID = int(np.iinfo(np.uint16).max)
@@ -74,90 +75,6 @@ def _as_scan(scan: Any) -> Any:
     return scan
 
 
-@dataclass
-class _Prompt:
-    """Prompts of one object on one slice, in frame pixels `(x, y)`."""
-
-    box: Optional[np.ndarray] = None
-    points: list = field(default_factory=list)
-    labels: list = field(default_factory=list)
-    mask: Optional[np.ndarray] = None
-
-
-@dataclass
-class _SliceResult:
-    """One object's logits on one slice, cropped to where they are positive (float16)."""
-
-    r0: int
-    c0: int
-    logits: np.ndarray
-
-
-@dataclass
-class _Unit:
-    """One object carried from one prompted slice in one direction, up to `limit` (inclusive)."""
-
-    obj: int
-    seed: int
-    reverse: bool
-    limit: int
-    absent: int = 0
-    finished: bool = False
-    tentative: list = field(default_factory=list)
-
-    @property
-    def length(self) -> int:
-        return max((self.limit - self.seed) * (-1 if self.reverse else 1), 0)
-
-
-class _Progress:
-    """Slices done and still planned, for `progress(done, total)`."""
-
-    def __init__(self, callback: Optional[ProgressCallback], units: list[_Unit]):
-        self.callback = callback
-        self.planned = {id(u): u.length for u in units}
-        self._reverse = {id(u): u.reverse for u in units}
-        self.done = 0
-        self._seen: set = set()
-        self.report()
-
-    def visit(self, unit: _Unit, frame_idx: int) -> None:
-        key = (unit.reverse, frame_idx)
-        self.planned[id(unit)] = max(self.planned[id(unit)] - 1, 0)
-        if key not in self._seen:
-            self._seen.add(key)
-            self.done += 1
-
-    def drop(self, unit: _Unit) -> None:
-        self.planned[id(unit)] = 0
-
-    @property
-    def total(self) -> int:
-        left = {False: 0, True: 0}
-        for unit_id, remaining in self.planned.items():
-            reverse = self._reverse[unit_id]
-            left[reverse] = max(left[reverse], remaining)
-        return self.done + left[False] + left[True]
-
-    def report(self) -> None:
-        if self.callback is not None:
-            self.callback(self.done, self.total)
-
-    def finish(self) -> None:
-        if self.callback is not None:
-            self.callback(self.done, self.done)
-
-
-def _crop_result(logits: np.ndarray) -> Optional[_SliceResult]:
-    inside = logits > 0
-    if not inside.any():
-        return None
-    rows = np.flatnonzero(inside.any(axis=1))
-    cols = np.flatnonzero(inside.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    return _SliceResult(int(r0), int(c0), logits[r0:r1, c0:c1].astype(np.float16))
-
-
 def _resolve_model(model: Any, device: Any, checkpoint: Any) -> Any:
     if isinstance(model, str):
         from sam2core.build import load_model
@@ -177,7 +94,8 @@ class Session:
     model; image models (LiteMedSAM) are tracked by prompt carrying, SAM 2 models by memory.
     `axis`: "axial", "coronal" or "sagittal" (by the scan's direction). `window`: "auto", a CT
     preset ("soft_tissue", "liver", "lung", "bone", "brain"), "percentile", "LEVEL,WIDTH" or
-    `(level, width)`. `absent_slices`: a propagation direction stops for an object once it
+    `(level, width)`. With "auto" on CT each object gets the window that suits its prompt
+    (lung, bone or soft tissue: `object_windows`); an explicit window holds for every object. `absent_slices`: a propagation direction stops for an object once it
     has been absent on that many consecutive slices. `cleanup`: after a full propagation,
     keep only each object's 3D component connected to its prompts and fill holes.
     """
@@ -202,7 +120,10 @@ class Session:
         self.view = str(axis).strip().lower()
         self.slicing_axis = slicing_axis(self.view, direction)
         self.geometry = SliceGeometry(tuple(int(n) for n in array.shape), self.slicing_axis)
-        self.window = resolve_window(window, array, getattr(self.scan, "modality", "OT"))
+        modality = getattr(self.scan, "modality", "OT")
+        self.window = resolve_window(window, array, modality)
+        auto = window is None or (isinstance(window, str) and window.strip().lower() == "auto")
+        self.window_per_object = bool(auto and is_ct(array, modality))
         if int(absent_slices) < 1:
             raise VolumeError(f"absent_slices must be >= 1; got {absent_slices}")
         self.absent_slices = int(absent_slices)
@@ -214,40 +135,53 @@ class Session:
             predictor = make_predictor(self.model, **(predictor_options or {}))
         self.predictor = predictor
 
-        from sam2core.frames import LazyFrames
-
-        self._frames = LazyFrames(self.geometry.num_slices, self._make_frame)
-        self._state = self.predictor.init_state(self._frames)
-        self._encoded: set[int] = set()
-        self.frames_made = 0
+        self._tracks = TrackSet(array, self.geometry, self.window, self.window_per_object, self.predictor.init_state)
+        if not self.window_per_object:
+            self._tracks.track(self.window)
+        self._extents: dict[int, tuple[int, int]] = {}
         self.cancelled = False
         self._clear()
 
     # ----------------------------------------------------------------- frames
-    def _make_frame(self, slice_index: int) -> np.ndarray:
-        """RGB frame `(3, H, W)` float32 in [0, 1] of one slice (made on demand, never cached here)."""
-        self._encoded.add(int(slice_index))
-        self.frames_made += 1
-        plane = self.window.apply(self.geometry.take(self.scan.array, slice_index))
-        return np.repeat(plane[None], 3, axis=0)
-
     @property
     def num_slices(self) -> int:
         return self.geometry.num_slices
 
     @property
+    def frames_made(self) -> int:
+        """Frames made for the model (a frame is made when its slice is encoded)."""
+        return self._tracks.frames_made
+
+    @property
     def slices_encoded(self) -> int:
-        """How many distinct slices the model has been given (each is encoded once while cached)."""
-        return len(self._encoded)
+        """Slice encodings so far: distinct slices per window, summed over windows."""
+        return self._tracks.slices_encoded
+
+    @property
+    def slices_encoded_per_window(self) -> dict[str, int]:
+        """Distinct slices encoded in each window in use (window name → count)."""
+        return self._tracks.encoded_per_window()
+
+    @property
+    def object_windows(self) -> dict[int, Window]:
+        """The window each object is segmented in (chosen at its first prompt when `window="auto"` on CT)."""
+        return self._tracks.windows()
+
+    def predictor_state(self, obj_id: int) -> Any:
+        """The streaming predictor's state that tracks `obj_id` (one state per window)."""
+        return self._track_of(self._check_known(obj_id)).state
+
+    def _track_of(self, obj: int) -> Track:
+        return self._tracks.of_object[obj]
 
     # ---------------------------------------------------------------- objects
     def _clear(self) -> None:
         shape = self.geometry.shape_zyx
         self._raw = np.zeros(shape, dtype=np.uint16)
         self._clean: Optional[np.ndarray] = None
-        self._prompts: dict[int, dict[int, _Prompt]] = {}
+        self._prompts: dict[int, dict[int, Prompt]] = {}
         self._pending: dict[int, dict[int, set[bool]]] = {}  # obj -> seed -> directions (reverse?) to do
-        self._results: dict[int, dict[int, Optional[_SliceResult]]] = {}
+        self._results: dict[int, dict[int, Optional[SliceResult]]] = {}
         self._scores: dict[int, np.ndarray] = {}
 
     @property
@@ -323,7 +257,7 @@ class Session:
         c0, c1 = np.clip([c0, c1], 0, w - 1)
         if r1 - r0 < 1 or c1 - c0 < 1:
             raise EmptyPromptError(f"box {tuple(box)} on slice {s} has no area; drag a box over the object")
-        prompt = _Prompt(box=self.geometry.box_to_frame((r0, c0, r1, c1)))
+        prompt = Prompt(box=self.geometry.box_to_frame((r0, c0, r1, c1)))
         return self._set_prompt(obj, s, prompt)
 
     def add_points(self, obj_id: int, points_zyx: Sequence[Sequence[float]],
@@ -356,8 +290,8 @@ class Session:
                               f"{self.slicing_axis}); got slices {slice_set}")
         s = slice_set[0]
         old = self._prompts.get(obj, {}).get(s)
-        prompt = _Prompt() if old is None or old.mask is not None else \
-            _Prompt(old.box, list(old.points), list(old.labels))
+        prompt = Prompt() if old is None or old.mask is not None else \
+            Prompt(old.box, list(old.points), list(old.labels))
         prompt.points.extend(frame_xy.tolist())
         prompt.labels.extend(lab.tolist())
         return self._set_prompt(obj, s, prompt)
@@ -373,33 +307,38 @@ class Session:
         mask = mask.astype(bool)
         if not mask.any():
             raise EmptyPromptError(f"mask on slice {s} is empty; to delete an object use remove_object")
-        return self._set_prompt(obj, s, _Prompt(mask=mask))
+        return self._set_prompt(obj, s, Prompt(mask=mask))
 
-    def _set_prompt(self, obj: int, s: int, prompt: _Prompt) -> np.ndarray:
+    def _set_prompt(self, obj: int, s: int, prompt: Prompt) -> np.ndarray:
+        extent = self._extents.get(obj)
+        if extent is not None and not extent[0] <= s <= extent[1]:
+            raise PromptOutsideVolumeError(
+                f"slice {s} is outside object {obj}'s extent {extent[0]}..{extent[1]}; widen it with set_extent")
+        points = np.asarray(prompt.points, dtype=np.float32).reshape(-1, 2) if prompt.points else None
+        labels = np.asarray(prompt.labels, dtype=np.int32) if prompt.points else None
+        state = self._tracks.for_prompt(obj, s, prompt.box, points, labels, prompt.mask).state
         if prompt.mask is not None:
-            _, obj_ids, logits = self.predictor.add_new_mask(self._state, s, obj, prompt.mask)
+            _, obj_ids, logits = self.predictor.add_new_mask(state, s, obj, prompt.mask)
         else:
-            points = np.asarray(prompt.points, dtype=np.float32).reshape(-1, 2) if prompt.points else None
-            labels = np.asarray(prompt.labels, dtype=np.int32) if prompt.points else None
             _, obj_ids, logits = self.predictor.add_new_points_or_box(
-                self._state, s, obj, points=points, labels=labels, box=prompt.box, clear_old_points=True)
+                state, s, obj, points=points, labels=labels, box=prompt.box, clear_old_points=True)
         self._prompts.setdefault(obj, {})[s] = prompt
         self._pending.setdefault(obj, {})[s] = {False, True}
         self._results.setdefault(obj, {})
         self._scores.setdefault(obj, np.full(self.num_slices, np.nan, dtype=np.float32))
         row = _as_numpy(logits[list(obj_ids).index(obj), 0])
-        score = float(self._object_scores().get(obj, 1.0 if (row > 0).any() else -1.0))
+        score = float(self._object_scores(state).get(obj, 1.0 if (row > 0).any() else -1.0))
         self._store(obj, s, row, max(score, 1e-3) if (row > 0).any() else score)
         self._compose(s)
         return self._raw[self.geometry.index(s)] == obj
 
     # ----------------------------------------------------------- bookkeeping
-    def _object_scores(self) -> dict:
+    def _object_scores(self, state: Any) -> dict:
         getter = getattr(self.predictor, "last_object_scores", None)
-        return dict(getter(self._state)) if getter is not None else {}
+        return dict(getter(state)) if getter is not None else {}
 
     def _store(self, obj: int, s: int, logits: Optional[np.ndarray], score: float) -> None:
-        self._results[obj][s] = None if logits is None else _crop_result(logits)
+        self._results[obj][s] = None if logits is None else crop_result(logits)
         self._scores[obj][s] = score
         self._clean = None
 
@@ -434,7 +373,9 @@ class Session:
     def remove_object(self, obj_id: int) -> None:
         """Forget an object: its prompts, results and labels."""
         obj = self._check_known(obj_id)
-        self.predictor.remove_object(self._state, obj)
+        self.predictor.remove_object(self._track_of(obj).state, obj)
+        self._tracks.forget(obj)
+        self._extents.pop(obj, None)
         slices = [s for s, r in self._results[obj].items() if r is not None]
         for table in (self._prompts, self._pending, self._results, self._scores):
             table.pop(obj, None)
@@ -443,18 +384,56 @@ class Session:
 
     def reset(self) -> None:
         """Forget every prompt and result (the scan and model stay loaded)."""
-        self.predictor.reset_state(self._state)
+        for track in self._tracks.tracks.values():
+            self.predictor.reset_state(track.state)
+            track.objects.clear()
+        self._tracks.of_object.clear()
+        self._extents.clear()
         self._clear()
 
+    # ----------------------------------------------------------------- extent
+    def set_extent(self, obj_id: int, first: Optional[int], last: Optional[int]) -> None:
+        """Limit `obj_id` to slices `first..last` (inclusive; None: that end of the scan).
+
+        Propagation never writes the object outside its extent, and inside it the stop rule
+        is off (the user said where the object is). Results outside are cleared; the next
+        `propagate` carries the object up to the new ends.
+        """
+        obj = self._check_known(obj_id)
+        lo = 0 if first is None else self._check_slice(first)
+        hi = self.num_slices - 1 if last is None else self._check_slice(last)
+        if lo > hi:
+            raise PromptError(f"extent of object {obj}: first slice {lo} is after last slice {hi}")
+        outside = [p for p in self._prompts[obj] if not lo <= p <= hi]
+        if outside:
+            raise PromptOutsideVolumeError(
+                f"object {obj} has prompts on slices {outside}, outside the extent {lo}..{hi}; "
+                "remove them or widen the extent")
+        self._extents[obj] = (lo, hi)
+        if lo > 0:
+            self._clear_results(obj, 0, lo - 1)
+        if hi < self.num_slices - 1:
+            self._clear_results(obj, hi + 1, self.num_slices - 1)
+        for seed in self._prompts[obj]:
+            self._pending[obj][seed] = {False, True}
+
+    @property
+    def extents(self) -> dict[int, tuple[int, int]]:
+        """User-set extents: object → (first, last) slice."""
+        return dict(self._extents)
+
     # ------------------------------------------------------------ propagation
-    def _pass_limit(self, obj: int, s: int, reverse: bool) -> int:
-        """Last slice a pass from prompt slice `s` writes for `obj`: halfway to its next prompt, or the end."""
+    def _pass_limit(self, obj: int, s: int, reverse: bool) -> tuple[int, bool]:
+        """Last slice a pass from prompt slice `s` writes for `obj` — halfway to its next prompt,
+        the end of its extent, or the scan's end — and whether the pass is bounded (no stop rule)."""
         prompted = sorted(self._prompts[obj])
+        lo, hi = self._extents.get(obj, (0, self.num_slices - 1))
+        bounded = obj in self._extents
         if reverse:
             before = [p for p in prompted if p < s]
-            return (before[-1] + s) // 2 + 1 if before else 0
+            return ((before[-1] + s) // 2 + 1, True) if before else (lo, bounded)
         after = [p for p in prompted if p > s]
-        return (s + after[0]) // 2 if after else self.num_slices - 1
+        return ((s + after[0]) // 2, True) if after else (hi, bounded)
 
     def propagate(self, progress: Optional[ProgressCallback] = None,
                   cancel: Optional[threading.Event] = None,
@@ -483,10 +462,15 @@ class Session:
             for seed, todo in sorted(self._pending[obj].items()):
                 for reverse in wanted:
                     if reverse in todo:
-                        units.append(_Unit(obj, seed, reverse, self._pass_limit(obj, seed, reverse)))
-        counter = _Progress(progress, units)
+                        limit, inner = self._pass_limit(obj, seed, reverse)
+                        units.append(Unit(obj, seed, reverse, limit, inner))
+        counter = Progress(progress, units)
         for reverse in wanted:
-            self._sweep([u for u in units if u.reverse == reverse], cancel, on_slice, counter)
+            for track in list(self._tracks.tracks.values()):
+                self._sweep(track, [u for u in units if u.reverse == reverse and u.obj in track.objects],
+                            cancel, on_slice, counter)
+                if self.cancelled:
+                    break
             if self.cancelled:
                 break
         for unit in units:
@@ -501,8 +485,8 @@ class Session:
                 self._clean = self._cleaned()
         return self.labels
 
-    def _sweep(self, units: list["_Unit"], cancel: Optional[threading.Event],
-               on_slice: Optional[SliceCallback], counter: "_Progress") -> None:
+    def _sweep(self, track: Track, units: list["Unit"], cancel: Optional[threading.Event],
+               on_slice: Optional[SliceCallback], counter: "Progress") -> None:
         """One direction: objects join the sweep at their prompted slice and leave when they stop."""
         step = -1 if units and units[0].reverse else 1
         queue = sorted((u for u in units if not u.finished), key=lambda u: u.seed * step)
@@ -511,11 +495,11 @@ class Session:
         queue = [u for u in queue if u.length > 0]
         takes_ids = "obj_ids" in inspect.signature(self.predictor.propagate_in_video).parameters
         while queue:
-            active: dict[int, _Unit] = {}
+            active: dict[int, Unit] = {}
             ids: set[int] = set()
             start = queue[0].seed
             frames = self.predictor.propagate_in_video(
-                self._state, start_frame_idx=start, reverse=step < 0, **({"obj_ids": ids} if takes_ids else {}))
+                track.state, start_frame_idx=start, reverse=step < 0, **({"obj_ids": ids} if takes_ids else {}))
             yielded = False
             try:
                 for frame_idx, obj_ids, mask_logits in frames:
@@ -525,7 +509,8 @@ class Session:
                         unit = queue.pop(0)
                         active[unit.obj] = unit
                         ids.add(unit.obj)
-                    changed = self._take_frame(frame_idx, list(obj_ids), mask_logits, active, ids, step, counter)
+                    changed = self._take_frame(track, frame_idx, list(obj_ids), mask_logits, active, ids, step,
+                                               counter)
                     for index in sorted(changed):
                         plane = self._compose(index)
                         if on_slice is not None:
@@ -545,17 +530,20 @@ class Session:
             if not yielded and queue and queue[0].seed == start:
                 queue.pop(0).finished = True  # nothing to track from there (the scan's edge)
 
-    def _take_frame(self, frame_idx: int, obj_ids: list, mask_logits: Any, active: dict, ids: set,
-                    step: int, counter: "_Progress") -> set[int]:
+    def _take_frame(self, track: Track, frame_idx: int, obj_ids: list, mask_logits: Any, active: dict, ids: set,
+                    step: int, counter: "Progress") -> set[int]:
         """Record one yielded frame for the active objects; returns the slices whose labels changed."""
-        scores = self._object_scores()
+        scores = self._object_scores(track.state)
         changed = set()
         for obj, unit in sorted(active.items()):
             if frame_idx == unit.seed:
                 continue  # the prompt's own result is already stored
             row = _as_numpy(mask_logits[obj_ids.index(obj), 0])
             score = float(scores.get(obj, row.max()))
-            present = score > 0 and bool((row > 0).any())
+            # between two prompts or inside the user's extent the stop rule is off: only an empty mask is absent
+            present = (score > 0 or unit.inner) and bool((row > 0).any())
+            if present and score <= 0:
+                score = 1e-3
             counter.visit(unit, frame_idx)
             changed.add(frame_idx)
             if present:

@@ -105,3 +105,37 @@ def resolve_window(spec: WindowSpec, array: np.ndarray, modality: str = "OT") ->
         f"unknown window {spec!r}; use 'auto', one of {', '.join(CT_PRESETS)}, 'percentile', "
         "or 'LEVEL,WIDTH' in HU (e.g. '40,400')"
     )
+
+
+# What the centre of a prompt holds, in HU, decides the window of a CT object (physics, not
+# fitted): mostly air (lung, airway, bowel gas) -> lung window; bone-dense -> bone window;
+# anything else -> soft tissue. Snapped to presets so that objects share slice embeddings.
+AIR_HU = -400.0
+BONE_HU = 300.0
+AIR_SHARE = 0.5
+
+
+def choose_object_window(values_hu: np.ndarray) -> Window:
+    """CT window for one object from the intensities at the centre of its prompt (HU).
+
+    `values_hu`: voxels of the prompted slice in the central half of the box (or around
+    the positive points). Air-filled objects get the lung window, bone the bone window,
+    everything else the soft-tissue window.
+    """
+    values = np.asarray(values_hu, dtype=np.float32).reshape(-1)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return Window.from_level_width(*CT_PRESETS["soft_tissue"], name="soft_tissue")
+    if float(np.mean(values <= AIR_HU)) >= AIR_SHARE:
+        name = "lung"
+    elif float(np.median(values)) >= BONE_HU:
+        name = "bone"
+    else:
+        name = "soft_tissue"
+    return Window.from_level_width(*CT_PRESETS[name], name=name)
+
+
+def is_ct(array: np.ndarray, modality: str = "OT") -> bool:
+    """CT by the modality tag, or by Hounsfield values when the tag is missing (NIfTI)."""
+    tag = str(modality).upper()
+    return tag == "CT" or (tag in ("OT", "", "NONE") and looks_like_ct(array))
