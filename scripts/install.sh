@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(xvfb xauth libgl1-mesa-dri libegl1 libxkbcommon-x11-0 libxkbcommon0 libxcb-cursor0
   libdbus-1-3 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0
-  libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libfontconfig1 libglib2.0-0)
+  libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libfontconfig1 libglib2.0-0
+  orthanc orthanc-dicomweb)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -24,7 +25,7 @@ PY=${PYTHON:-python3}
 pip install -q --upgrade pip setuptools wheel
 # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build from the index.
 pip install -q torch==2.14.1 torchvision==0.29.1
-pip install -q -e '.[napari,batch,oracle,test]'
+pip install -q -e '.[napari,batch,pacs,oracle,test]'
 # The official SAM 2 package is a test oracle only (parity on random weights). Its sdist
 # must build without CUDA and without pulling its pinned dependencies.
 python -c "import sam2" 2>/dev/null || SAM2_BUILD_CUDA=0 pip install -q --no-deps --no-build-isolation sam2==1.1.0
