@@ -18,6 +18,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from scanio.errors import (
+    BadHeaderError,
     CorruptFileError,
     EmptyFolderError,
     IrregularGeometryError,
@@ -28,6 +29,7 @@ from scanio.errors import (
     ReadCancelledError,
     SeriesNotFoundError,
 )
+from scanio.limits import check_regular_file, check_size, is_regular_file
 from scanio.scan import DicomSource, Scan, SeriesInfo
 
 # Relative tolerance on slice spacing, and in-plane drift (fraction of a pixel) counted as tilt.
@@ -36,6 +38,8 @@ TILT_PIXEL_FRACTION = 0.1
 # A gap wider than this many slice spacings is not interpolated over (two stacks in one series?).
 MAX_GAP_SLICES = 10
 _SKIP_NAMES = {"DICOMDIR"}
+_DICOM_NAME_SUFFIXES = (".dcm", ".dicom", ".ima")
+MAX_ROWS_COLUMNS = 65535  # Rows/Columns are US (16-bit) in DICOM
 
 
 @dataclass
@@ -88,18 +92,22 @@ def read_header(path: Path):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    check_regular_file(path, "DICOM file")  # never open a FIFO or a device
     try:
-        return pydicom.dcmread(str(path), stop_before_pixels=True)
+        ds = pydicom.dcmread(str(path), stop_before_pixels=True)
     except InvalidDicomError:
         if is_dicom_file(path):
             raise CorruptFileError(f"{path}: DICOM file that cannot be parsed (damaged?)", path)
-        if path.suffix.lower() == ".dcm":  # old files without the 128-byte preamble
+        if path.suffix.lower() in _DICOM_NAME_SUFFIXES:  # old files without the 128-byte preamble
             try:
                 ds = pydicom.dcmread(str(path), stop_before_pixels=True, force=True)
                 if "SOPClassUID" in ds and "Rows" in ds:
                     return ds
             except Exception:
                 pass
+            raise CorruptFileError(
+                f"{path}: named like a DICOM file but not readable as one (truncated or damaged?); "
+                "repair or remove it", path)
         return None
     except Exception as exc:  # truncated headers raise assorted errors
         if is_dicom_file(path):
@@ -107,6 +115,10 @@ def read_header(path: Path):
                 f"{path}: DICOM file is truncated or damaged ({type(exc).__name__}: {exc})", path
             ) from exc
         return None
+    if not (ds.get("SOPClassUID", "") or getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", "")):
+        raise CorruptFileError(
+            f"{path}: DICOM file without a SOP class (its header is cut short: truncated?)", path)
+    return ds
 
 
 def _is_image(ds) -> bool:
@@ -122,14 +134,20 @@ def _claims_image(ds) -> bool:
     return "Image Storage" in UID(str(sop_class)).name if sop_class else False
 
 
-def _walk_files(folder: Path) -> list[Path]:
+def _walk_files(folder: Path, special: Optional[list] = None) -> list[Path]:
+    """Regular files under `folder` (sorted; hidden ones skipped); FIFOs, sockets, devices and
+    dangling links are appended to `special` instead, never opened."""
     files = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(names):
             if name.startswith(".") or name in _SKIP_NAMES:
                 continue
-            files.append(Path(root) / name)
+            path = Path(root) / name
+            if is_regular_file(path):
+                files.append(path)
+            elif special is not None:
+                special.append(path)
     return files
 
 
@@ -138,11 +156,16 @@ def scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, object]]], int
 
     Returns `({series_uid: [(path, header), ...]}, number of non-DICOM or non-image files)`.
     """
-    files = _walk_files(folder)
+    special: list[Path] = []
+    files = _walk_files(folder, special)
     if not files:
+        if special:
+            raise NotAScanError(
+                f"{folder}: no regular files, only {len(special)} FIFO/socket/device/broken link(s) "
+                f"(e.g. {special[0]}); scanio reads only regular files", folder)
         raise EmptyFolderError(f"{folder}: the folder is empty; point to a DICOM series folder", folder)
     groups: dict[str, list[tuple[Path, object]]] = {}
-    ignored = 0
+    ignored = len(special)
     for path in files:
         ds = read_header(path)
         if ds is None or not _is_image(ds):
@@ -192,27 +215,88 @@ def list_series(folder) -> list[SeriesInfo]:
 # ----------------------------------------------------------------------------- frame geometry
 
 def _floats(value, n: int, what: str, path) -> np.ndarray:
+    """`n` finite numbers of a DICOM attribute, or a typed error naming the file."""
     try:
-        arr = np.array([float(v) for v in value], dtype=np.float64)
+        values = [value] if not hasattr(value, "__len__") or isinstance(value, (str, bytes)) else value
+        arr = np.array([float(v) for v in values], dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise NotAScanError(f"{path}: unreadable {what} ({value!r})", path) from exc
     if arr.shape != (n,):
         raise NotAScanError(f"{path}: {what} must have {n} values, got {value!r}", path)
+    if not np.all(np.isfinite(arr)):
+        raise BadHeaderError(f"{path}: {what} {arr.tolist()} is not finite; the file is damaged", path)
     return arr
 
 
-def _orientation(iop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _spacing(value, path) -> tuple[float, float]:
+    """PixelSpacing (row, column) in mm: finite and > 0."""
+    arr = _floats(value, 2, "PixelSpacing", path)
+    if np.any(arr <= 0):
+        raise BadHeaderError(
+            f"{path}: PixelSpacing {arr.tolist()} must be > 0 mm; the file is damaged", path)
+    return float(arr[0]), float(arr[1])
+
+
+def _orientation(iop: np.ndarray, path=None) -> tuple[np.ndarray, np.ndarray]:
     """Row and column directions made exactly orthonormal (DS strings round them)."""
-    row = iop[:3] / np.linalg.norm(iop[:3])
+    row_norm, col_norm = np.linalg.norm(iop[:3]), np.linalg.norm(iop[3:])
+    if row_norm < 1e-3 or col_norm < 1e-3 or \
+            np.linalg.norm(np.cross(iop[:3] / row_norm, iop[3:] / col_norm)) < 1e-2:
+        raise BadHeaderError(
+            f"{path}: ImageOrientationPatient {iop.tolist()} has a zero or parallel row/column "
+            "direction; the file is damaged", path)
+    row = iop[:3] / row_norm
     col = iop[3:] - (iop[3:] @ row) * row
     return row, col / np.linalg.norm(col)
 
 
-def _rescale(item) -> tuple[float, float]:
+def _rescale(item, path=None) -> tuple[float, float]:
     slope = item.get("RescaleSlope", None)
     intercept = item.get("RescaleIntercept", None)
-    return (float(slope) if slope not in (None, "") else 1.0,
-            float(intercept) if intercept not in (None, "") else 0.0)
+    try:
+        values = (float(slope) if slope not in (None, "") else 1.0,
+                  float(intercept) if intercept not in (None, "") else 0.0)
+    except (TypeError, ValueError):
+        raise BadHeaderError(f"{path}: unreadable RescaleSlope/Intercept ({slope!r}, {intercept!r})",
+                             path) from None
+    if not all(np.isfinite(values)) or values[0] == 0:
+        raise BadHeaderError(
+            f"{path}: RescaleSlope {values[0]} / RescaleIntercept {values[1]} must be finite (and the "
+            "slope non-zero); the file is damaged", path)
+    return values
+
+
+def _rows_columns(ds, path) -> tuple[int, int]:
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+    except (TypeError, ValueError):
+        raise BadHeaderError(f"{path}: unreadable Rows/Columns", path) from None
+    if not (1 <= rows <= MAX_ROWS_COLUMNS and 1 <= cols <= MAX_ROWS_COLUMNS):
+        raise BadHeaderError(f"{path}: Rows x Columns = {rows} x {cols} must lie in 1..65535", path)
+    return rows, cols
+
+
+def check_pixel_budget(path: Path, ds) -> None:
+    """Before any frame is looked at: the size cap, and (uncompressed) that the file holds the
+    pixel bytes Rows x Columns x frames claim."""
+    rows, cols = _rows_columns(ds, path)
+    frames = _num_frames(ds)
+    try:
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    except (TypeError, ValueError):
+        raise BadHeaderError(f"{path}: unreadable BitsAllocated/SamplesPerPixel", path) from None
+    if bits not in (1, 8, 16, 32, 64) or not 1 <= samples <= 4:
+        raise BadHeaderError(f"{path}: BitsAllocated {bits} / SamplesPerPixel {samples} is not valid", path)
+    check_size(path, (frames, rows, cols, samples), 4, "DICOM image")  # decoded as 32-bit values
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is not None and not syntax.is_compressed:
+        need = (frames * rows * cols * samples * bits + 7) // 8
+        have = os.stat(path).st_size
+        if have < need:
+            raise CorruptFileError(
+                f"{path}: Rows x Columns x frames = {rows} x {cols} x {frames} need {need:,} bytes of "
+                f"pixel data, the file holds {have:,}: truncated or damaged", path)
 
 
 def _frames_of_classic(path: Path, ds) -> list[_Frame]:
@@ -222,13 +306,15 @@ def _frames_of_classic(path: Path, ds) -> list[_Frame]:
                 f"{path}: DICOM image without {tag}: no 3D geometry (a secondary capture or "
                 "a 2D image?)", path)
     iop = _floats(ds.ImageOrientationPatient, 6, "ImageOrientationPatient", path)
-    slope, intercept = _rescale(ds)
+    slope, intercept = _rescale(ds, path)
+    row_dir, col_dir = _orientation(iop, path)
+    rows, cols = _rows_columns(ds, path)
     return [_Frame(
         file=str(path), frame=0,
         position=_floats(ds.ImagePositionPatient, 3, "ImagePositionPatient", path),
-        row_dir=_orientation(iop)[0], col_dir=_orientation(iop)[1],
-        spacing_yx=tuple(_floats(ds.PixelSpacing, 2, "PixelSpacing", path)),
-        rows=int(ds.Rows), cols=int(ds.Columns), slope=slope, intercept=intercept,
+        row_dir=row_dir, col_dir=col_dir,
+        spacing_yx=_spacing(ds.PixelSpacing, path),
+        rows=rows, cols=cols, slope=slope, intercept=intercept,
     )]
 
 
@@ -245,8 +331,15 @@ def _group_item(ds, k: int, sequence: str):
 
 
 def _frames_of_enhanced(path: Path, ds) -> list[_Frame]:
+    n = _num_frames(ds)
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence", None)
+    if n > 1 and (per_frame is None or len(per_frame) != n):
+        raise BadHeaderError(
+            f"{path}: NumberOfFrames is {n} but the per-frame functional groups describe "
+            f"{0 if per_frame is None else len(per_frame)} frame(s); the file is damaged", path)
+    rows, cols = _rows_columns(ds, path)
     frames = []
-    for k in range(_num_frames(ds)):
+    for k in range(n):
         pos = _group_item(ds, k, "PlanePositionSequence")
         ori = _group_item(ds, k, "PlaneOrientationSequence")
         meas = _group_item(ds, k, "PixelMeasuresSequence")
@@ -254,21 +347,23 @@ def _frames_of_enhanced(path: Path, ds) -> list[_Frame]:
             raise NotAScanError(
                 f"{path}: multi-frame DICOM without plane position/orientation/pixel measures "
                 f"for frame {k + 1}: no 3D geometry", path)
-        iop = _floats(ori.ImageOrientationPatient, 6, "ImageOrientationPatient", path)
+        iop = _floats(ori.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", path)
         trans = _group_item(ds, k, "PixelValueTransformationSequence")
-        slope, intercept = _rescale(trans if trans is not None else ds)
+        slope, intercept = _rescale(trans if trans is not None else ds, path)
+        row_dir, col_dir = _orientation(iop, path)
         frames.append(_Frame(
             file=str(path), frame=k,
-            position=_floats(pos.ImagePositionPatient, 3, "ImagePositionPatient", path),
-            row_dir=_orientation(iop)[0], col_dir=_orientation(iop)[1],
-            spacing_yx=tuple(_floats(meas.PixelSpacing, 2, "PixelSpacing", path)),
-            rows=int(ds.Rows), cols=int(ds.Columns), slope=slope, intercept=intercept,
+            position=_floats(pos.get("ImagePositionPatient"), 3, "ImagePositionPatient", path),
+            row_dir=row_dir, col_dir=col_dir,
+            spacing_yx=_spacing(meas.get("PixelSpacing"), path),
+            rows=rows, cols=cols, slope=slope, intercept=intercept,
         ))
     return frames
 
 
 def frames_of(path: Path, ds) -> list[_Frame]:
     """The 2D frames of one DICOM file with their geometry."""
+    check_pixel_budget(path, ds)
     if "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds:
         return _frames_of_enhanced(path, ds)
     if _num_frames(ds) > 1:
@@ -372,11 +467,19 @@ def _decode_file(path: str) -> tuple[np.ndarray, bool]:
     """
     import pydicom
 
+    check_regular_file(path, "DICOM file")
     try:
         ds = pydicom.dcmread(path, force=True)  # the header was checked already
         arr = ds.pixel_array
         return (arr[None] if arr.ndim == 2 else arr), False
+    except MemoryError:
+        raise
     except Exception as pydicom_exc:
+        if not _pydicom_lacks_codec(path):
+            # never fall back on a reader that may return an unwritten buffer for a damaged file
+            raise CorruptFileError(
+                f"{path}: pixel data cannot be decoded (truncated or damaged file?): "
+                f"{type(pydicom_exc).__name__}: {_short(pydicom_exc)}", path) from pydicom_exc
         import SimpleITK as sitk
 
         try:
@@ -384,8 +487,29 @@ def _decode_file(path: str) -> tuple[np.ndarray, bool]:
         except Exception:
             raise CorruptFileError(
                 f"{path}: pixel data cannot be decoded (truncated or damaged file?): "
-                f"{pydicom_exc}", path) from pydicom_exc
+                f"{_short(pydicom_exc)}", path) from pydicom_exc
         return (arr[None] if arr.ndim == 2 else arr), True
+
+
+def _short(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300]
+
+
+def _pydicom_lacks_codec(path: str) -> bool:
+    """True only when the file is compressed in a transfer syntax pydicom has no decoder for
+    here (then GDCM, through SimpleITK, decodes it)."""
+    import pydicom
+
+    try:
+        syntax = pydicom.dcmread(path, stop_before_pixels=True, force=True).file_meta.TransferSyntaxUID
+        if not syntax.is_compressed:
+            return False
+        from pydicom.pixels import get_decoder
+
+        return not get_decoder(syntax).is_available
+    except Exception:
+        return False
 
 
 def load_pixels(frames: list[_Frame], opts: Optional[ReadOptions] = None) -> np.ndarray:
@@ -495,6 +619,7 @@ def read_frames(where: Path, members: Sequence[tuple[Path, object]], uid: str,
     for path, ds in members:
         frames.extend(frames_of(path, ds))
     geo = check_and_sort(frames, where)
+    check_size(where, (len(geo.frames), geo.frames[0].rows, geo.frames[0].cols), 4, "DICOM series")
     first_ds = members[0][1]
     meta = _metadata(first_ds, where, uid, len(members))
     if geo.problems and opts.irregular == "error":
@@ -555,6 +680,9 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
     scan = read_frames(folder, members, uid, opts)
     if ignored:
         scan.metadata["ignored_files"] = ignored
+        scan.metadata["warnings"].append(
+            f"{folder}: {ignored} file(s) that are not DICOM images (or not regular files) were "
+            "ignored")
     return scan
 
 

@@ -57,6 +57,7 @@ def write_labels(path, labels, like: Scan, overwrite: bool = False,
     if path.exists() and not overwrite:
         raise OutputExistsError(
             f"{path}: file exists; choose another name or pass overwrite=True", path)
+    _check_geometry_writable(like, path)
     array = as_label_array(labels, like, path)
     if suffix == ".dcm":
         from scanio.dicom_seg import check_seg_possible
@@ -78,6 +79,18 @@ def write_labels(path, labels, like: Scan, overwrite: bool = False,
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _check_geometry_writable(like: Scan, path: Path) -> None:
+    """Never write a file whose geometry readers would refuse (NaN origin, zero spacing, ...)."""
+    spacing = np.asarray(like.spacing_mm, dtype=np.float64)
+    origin = np.asarray(like.origin_mm, dtype=np.float64)
+    direction = np.asarray(like.direction, dtype=np.float64)
+    if not (np.all(np.isfinite(spacing)) and np.all(spacing > 0) and np.all(np.isfinite(origin))
+            and np.all(np.isfinite(direction)) and abs(np.linalg.det(direction)) > 1e-3):
+        raise LabelsError(
+            f"{path}: the scan's geometry is not valid (spacing {tuple(spacing)}, origin "
+            f"{tuple(origin)}); labels cannot be written with it", path)
 
 
 def _write_sitk(tmp: Path, array: np.ndarray, like: Scan) -> None:

@@ -204,7 +204,22 @@ def test_gdcm_fallback_when_pydicom_cannot_decode(tmp_path, dicom_factory, monke
         raise NotImplementedError("no pixel data handler")
 
     monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(no_codec))
+    monkeypatch.setattr("scanio.dicom._pydicom_lacks_codec", lambda path: True)
     assert np.array_equal(scanio.read_scan(tmp_path).array, expected)
+
+
+def test_no_fallback_when_pydicom_rejects_uncompressed_pixels(tmp_path, dicom_factory, monkeypatch):
+    """A damaged uncompressed slice is an error naming the file, never GDCM's unwritten buffer."""
+    import pydicom
+
+    dicom_factory.write_series(tmp_path, _volume(n=3))
+
+    def damaged(self):
+        raise ValueError("The number of bytes of pixel data is less than expected")
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(damaged))
+    with pytest.raises(scanio.CorruptFileError, match=r"slice000\.dcm.*cannot be decoded"):
+        scanio.read_scan(tmp_path)
 
 
 def test_gap_too_wide_to_interpolate_raises(tmp_path, dicom_factory):
