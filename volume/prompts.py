@@ -10,6 +10,7 @@ for the axial view of a usual axial scan that is `z,y0,x0,y1,x1`.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 
@@ -17,20 +18,65 @@ class PromptSpecError(ValueError):
     """A prompt given as text (CLI, prompts file, batch manifest) that cannot be used; the message says how to fix it."""
 
 
+MAX_PROMPTS_FILE_BYTES = 10 << 20  # a prompts file larger than this is refused
+
+
 def _numbers(text: str, what: str, counts: tuple[int, ...]) -> list[float]:
     try:
         values = [float(v) for v in str(text).replace(" ", "").split(",") if v != ""]
     except ValueError:
-        raise PromptSpecError(f"{what} {text!r}: expected comma-separated numbers") from None
+        raise PromptSpecError(f"{what} {_clip(text)}: expected comma-separated numbers") from None
     if len(values) not in counts:
-        raise PromptSpecError(f"{what} {text!r}: expected {' or '.join(map(str, counts))} numbers")
+        raise PromptSpecError(f"{what} {_clip(text)}: expected {' or '.join(map(str, counts))} numbers")
+    if not all(math.isfinite(v) for v in values):
+        raise PromptSpecError(f"{what} {_clip(text)}: every number must be finite (no nan/inf)")
     return values
 
 
+def _clip(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...'"
+
+
 def _as_int(value: float, what: str) -> int:
-    if value != int(value):
+    if not math.isfinite(value) or value != int(value):
         raise PromptSpecError(f"{what} must be an integer; got {value}")
     return int(value)
+
+
+def _json_numbers(value, what: str, counts: tuple[int, ...]) -> list[float]:
+    """A JSON list of numbers (or the same as a comma-separated string) of one of `counts` lengths."""
+    if isinstance(value, str):
+        return _numbers(value, what, counts)
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise PromptSpecError(
+            f"{what} {_clip(value)}: expected a list of {' or '.join(map(str, counts))} numbers")
+    return _numbers(",".join(repr(float(v)) for v in value), what, counts)
+
+
+def _read_prompts_file(path: Path):
+    """The parsed JSON of a prompts file (regular, not huge, UTF-8), or `PromptSpecError`."""
+    import os
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise PromptSpecError(f"cannot read prompts file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise PromptSpecError(f"prompts file {path} is not a regular file (a folder, FIFO or device?)")
+    if st.st_size > MAX_PROMPTS_FILE_BYTES:
+        raise PromptSpecError(f"prompts file {path} is {st.st_size:,} bytes; more than "
+                              f"{MAX_PROMPTS_FILE_BYTES:,} is not a prompts file")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8-sig"))
+    except OSError as exc:
+        raise PromptSpecError(f"cannot read prompts file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise PromptSpecError(f"prompts file {path} is not UTF-8 text (binary content?)") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise PromptSpecError(f"prompts file {path} is not valid JSON: {exc}") from None
 
 
 def collect_prompts(boxes: list[str], points: list[str], prompts_file) -> dict[int, dict]:
@@ -44,24 +90,32 @@ def collect_prompts(boxes: list[str], points: list[str], prompts_file) -> dict[i
 
     if prompts_file:
         path = Path(prompts_file)
-        try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            raise PromptSpecError(f"cannot read prompts file {path}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise PromptSpecError(f"prompts file {path} is not valid JSON: {exc}") from None
+        data = _read_prompts_file(path)
         entries = data.get("objects") if isinstance(data, dict) else data
         if not isinstance(entries, list):
             raise PromptSpecError(f'prompts file {path}: expected {{"objects": [...]}} or a list of objects')
         for k, entry in enumerate(entries):
+            where = f"prompts file {path}: object #{k + 1}"
             if not isinstance(entry, dict):
-                raise PromptSpecError(f"prompts file {path}: object #{k + 1} is not a JSON object")
-            o = obj(_as_int(float(entry.get("id", k + 1)), f"{path}: id"))
+                raise PromptSpecError(f"{where} is not a JSON object")
+            raw_id = entry.get("id", k + 1)
+            if isinstance(raw_id, bool) or not isinstance(raw_id, (int, float)):
+                raise PromptSpecError(f"{where}: id {_clip(raw_id)} must be an integer >= 1")
+            o = obj(_as_int(float(raw_id), f"{where}: id"))
             if entry.get("box") is not None:
-                o["box"] = tuple(_numbers(",".join(map(str, entry["box"])), f"{path}: box", (5,)))
-            for p in entry.get("points", []) or []:
-                values = _numbers(",".join(map(str, p)), f"{path}: point", (3, 4))
-                o["points"].append((*values[:3], int(values[3]) if len(values) == 4 else 1))
+                o["box"] = tuple(_json_numbers(entry["box"], f"{where}: box", (5,)))
+            entry_points = entry.get("points", []) or []
+            if not isinstance(entry_points, list):
+                raise PromptSpecError(f"{where}: points {_clip(entry_points)} must be a list of [z, y, x, label]")
+            for p in entry_points:
+                values = _json_numbers(p, f"{where}: point", (3, 4))
+                label = _as_int(values[3], f"{where}: point label") if len(values) == 4 else 1
+                if label not in (0, 1):
+                    raise PromptSpecError(f"{where}: point label must be 1 (positive) or 0 (negative); got {label}")
+                o["points"].append((*values[:3], label))
+            if o["box"] is None and not o["points"]:
+                raise PromptSpecError(f"{where} has no prompt: give \"box\": [z, y0, x0, y1, x1] "
+                                      "and/or \"points\": [[z, y, x, label], ...]")
     next_id = max(objects, default=0) + 1
     for text in boxes:
         values = _numbers(text, "--box", (5, 6))

@@ -169,6 +169,50 @@ def _failed_from_exception(job: ScanJob, out_dir: Path, exc: BaseException, fing
     )
 
 
+def _existing_summary(out: Path) -> dict[str, ScanResult]:
+    """The rows of an earlier run's `summary.csv`, after checking it can be parsed at all
+    (`BatchError` naming the file and line otherwise; rows with bad numbers count as not done)."""
+    import csv
+    import io
+    import stat
+
+    from volume.batch.summary import summary_path
+
+    path = summary_path(out)
+    if not os.path.lexists(path):
+        return {}
+    hint = "move it away (or delete it) to start the batch afresh"
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise BatchError(f"{path}: cannot read the summary of an earlier run ({exc.strerror}); {hint}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise BatchError(f"{path}: the summary of an earlier run is not a regular file; {hint}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchError(f"{path}: the summary of an earlier run is not UTF-8 text (byte {exc.start}); {hint}") from None
+    except OSError as exc:
+        raise BatchError(f"{path}: cannot read the summary of an earlier run ({exc.strerror}); {hint}") from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise BatchError(f"{path}: line {line} of the summary of an earlier run holds a NUL byte; {hint}")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        for _ in reader:
+            pass
+    except csv.Error as exc:
+        raise BatchError(f"{path}: line {reader.line_num} of the summary of an earlier run cannot be parsed "
+                         f"({exc}); {hint}") from None
+    if header is None or "scan" not in header:
+        raise BatchError(f"{path}: the summary of an earlier run has no 'scan' column; {hint}")
+    try:
+        return read_summary(out)
+    except (ValueError, TypeError, KeyError, csv.Error) as exc:
+        raise BatchError(f"{path}: the summary of an earlier run is damaged ({exc}); {hint}") from None
+
+
 def segment_cohort(
     manifest: ManifestLike,
     out_dir: Union[str, os.PathLike],
@@ -209,7 +253,7 @@ def segment_cohort(
     out.mkdir(parents=True, exist_ok=True)
     clean_partial(out)
 
-    rows = read_summary(out)
+    rows = _existing_summary(out)
     kind = f"{type(segmenter).__module__}.{type(segmenter).__qualname__}"
     fingerprints = {
         job.scan_path: job.fingerprint(model=default_model, output_format=output_format, segmenter=kind) for job in jobs

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -149,13 +150,17 @@ def parse_prompt(box: Any = None, points: Any = None) -> tuple[Optional[tuple], 
     -> `(box, points_zyx, labels)`, parsed by `volume.prompts.collect_prompts` (the segment CLI's syntax);
     raises `ValueError` saying what is wrong."""
     syntax = _prompt_syntax()
+    if not _blank(box) and not (isinstance(box, str) or _number_list(box)):
+        raise ValueError(f"box {_clip(box)} must be 'z,y0,x0,y1,x1' or a list of 5 numbers")
     box_texts = [] if _blank(box) else [_box_text(box)]
     if _blank(points):
         point_texts: list[str] = []
     elif isinstance(points, str):
         point_texts = [p.strip() for p in points.split(";") if p.strip()]
-    else:
+    elif isinstance(points, (list, tuple)) and all(isinstance(p, str) or _number_list(p) for p in points):
         point_texts = [p if isinstance(p, str) else ",".join(str(v) for v in p) for p in points]
+    else:
+        raise ValueError(f"points {_clip(points)} must be 'z,y,x[,label];...' or a list of [z, y, x, label]")
     # the object id is the manifest's own column: no trailing id inside a prompt
     for text in box_texts:
         if len(_parts(text)) != 5:
@@ -184,6 +189,16 @@ def parse_prompt(box: Any = None, points: Any = None) -> tuple[Optional[tuple], 
     return parsed_box, coords, labels
 
 
+def _number_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+
+
+def _clip(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _box_text(value: Any) -> str:
     return value if isinstance(value, str) else ",".join(str(v) for v in value)
 
@@ -195,23 +210,64 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+MAX_MANIFEST_BYTES = 64 << 20  # a manifest larger than this is refused
+MAX_FIELD_CHARS = 4096  # one cell longer than this is refused
+
+
+def _manifest_text(path: Path) -> str:
+    """The manifest's text: a regular file, not huge, UTF-8 (else `ManifestFormatError`)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        raise ManifestFormatError(path, [(0, f"manifest file {path} does not exist")]) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ManifestFormatError(path, [(0, f"manifest {path} is not a regular file (folder, FIFO, device?)")])
+    if st.st_size > MAX_MANIFEST_BYTES:
+        raise ManifestFormatError(path, [(0, f"manifest is {st.st_size:,} bytes; more than {MAX_MANIFEST_BYTES:,} "
+                                             "is not a manifest")])
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ManifestFormatError(path, [(0, f"line {line} is not UTF-8 text (byte {exc.start}): save the "
+                                             "manifest as UTF-8")]) from None
+
+
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
-    if not path.is_file():
-        raise ManifestFormatError(path, [(0, f"manifest file {path} does not exist")])
+    if suffix not in (".csv", ".jsonl", ".ndjson", ".json"):
+        if not path.is_file():
+            raise ManifestFormatError(path, [(0, f"manifest file {path} does not exist")])
+        raise ManifestFormatError(path, [(0, f"unknown manifest type {suffix!r}: use .csv or .jsonl")])
+    text = _manifest_text(path)
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise ManifestFormatError(path, [(0, f"line {line} holds a NUL byte: not a text manifest")])
     if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            return [dict(r) for r in reader]
+        import io
+
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = []
+        try:
+            for r in reader:
+                rows.append(dict(r))
+        except csv.Error as exc:
+            raise ManifestFormatError(path, [(len(rows) + 1, f"CSV cannot be parsed: {exc}")]) from None
+        return rows
     if suffix in (".jsonl", ".ndjson", ".json"):
         rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for n, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ManifestFormatError(path, [(n, f"line is not JSON: {exc.msg}")]) from None
+                obj = json.loads(line, parse_constant=_no_constant)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                raise ManifestFormatError(path, [(n, f"line is not JSON: {getattr(exc, 'msg', exc)}")]) from None
+            except ValueError as exc:
+                raise ManifestFormatError(path, [(n, str(exc))]) from None
             if not isinstance(obj, dict):
                 raise ManifestFormatError(path, [(n, "each JSON line must be an object {\"scan\": ...}")])
             rows.append(obj)
@@ -219,12 +275,16 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     raise ManifestFormatError(path, [(0, f"unknown manifest type {suffix!r}: use .csv or .jsonl")])
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number a manifest may hold")
+
+
 def _normalise_keys(row: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in row.items():
         if key is None:  # csv: more cells than header columns
             continue
-        k = key.strip().lower()
+        k = str(key).strip().lower()
         out[_FIELD_ALIASES.get(k, k)] = value.strip() if isinstance(value, str) else value
     return out
 
@@ -258,6 +318,10 @@ def parse_manifest_rows(
                                 'e.g. "15,40,20,80,60"', ManifestFormatError))
             continue
         row = _normalise_keys(raw)
+        long_fields = [k for k, v in row.items() if len(str(v)) > MAX_FIELD_CHARS]
+        if long_fields:
+            problems.append((n, f"field(s) {long_fields} longer than {MAX_FIELD_CHARS} characters", ManifestFormatError))
+            continue
         bad_keys = sorted(set(row) - set(FIELDS))
         if bad_keys:
             problems.append((n, f"unknown field(s) {bad_keys}", ManifestFormatError))
@@ -265,15 +329,28 @@ def parse_manifest_rows(
         if _blank(row.get("scan")):
             problems.append((n, "no scan path", MissingScanError))
             continue
-        scan_path = Path(str(row["scan"])).expanduser()
-        if not scan_path.is_absolute():
-            scan_path = base_dir / scan_path
-        scan_path = Path(os.path.abspath(scan_path))  # not resolve(): a symlink is its own scan
-        if not scan_path.exists():
+        if not isinstance(row["scan"], str):
+            problems.append((n, f"scan {_clip(row['scan'])} must be a path (text)", FieldError))
+            continue
+        try:
+            scan_path = Path(str(row["scan"])).expanduser()
+            if not scan_path.is_absolute():
+                scan_path = base_dir / scan_path
+            scan_path = Path(os.path.abspath(scan_path))  # not resolve(): a symlink is its own scan
+            exists = scan_path.exists()
+        except (ValueError, OSError, RuntimeError) as exc:
+            problems.append((n, f"scan {_clip(row['scan'])} is not a usable path ({exc})", MissingScanError))
+            continue
+        if not exists:
             problems.append((n, f"scan {scan_path} does not exist", MissingScanError))
             continue
         entry = by_scan.setdefault(scan_path, {"objects": [], "rows": [], "options": None, "ids": set()})
 
+        wrong = [k for k in ("axis", "window", "model", "object_name")
+                 if not _blank(row.get(k)) and not isinstance(row[k], (str, int, float))]
+        if wrong:
+            problems.append((n, f"field(s) {wrong} must be text", FieldError))
+            continue
         options = {k: (None if _blank(row.get(k)) else str(row[k]).strip()) for k in ("axis", "window", "model")}
         if options["axis"] is not None:
             options["axis"] = options["axis"].lower()
@@ -290,8 +367,10 @@ def parse_manifest_rows(
         obj_id = len(entry["objects"]) + 1
         if not _blank(row.get("object_id")):
             try:
+                if isinstance(row["object_id"], bool):
+                    raise ValueError
                 value = float(str(row["object_id"]))
-                if value != int(value) or value < 1 or value > 65535:
+                if not math.isfinite(value) or value != int(value) or value < 1 or value > 65535:
                     raise ValueError
                 obj_id = int(value)
             except ValueError:
@@ -303,7 +382,7 @@ def parse_manifest_rows(
 
         try:
             box, coords, labels = parse_prompt(row.get("box"), row.get("points"))
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:
             problems.append((n, str(exc), PromptError))
             continue
         name = f"object_{obj_id}" if _blank(row.get("object_name")) else str(row["object_name"])
