@@ -36,6 +36,8 @@ class Window:
 
     @classmethod
     def from_level_width(cls, level: float, width: float, name: str = "custom") -> "Window":
+        if not (np.isfinite(level) and np.isfinite(width)):
+            raise WindowError(f"window level and width must be finite numbers; got level={level}, width={width}")
         if not width > 0:
             raise WindowError(f"window width must be > 0 HU; got level={level}, width={width}")
         return cls(level - width / 2.0, level + width / 2.0, name)

@@ -74,6 +74,29 @@ def run(args: argparse.Namespace) -> int:
     if (args.workers is not None and args.workers < 1) or args.threads_per_worker < 1:
         print("error: --workers and --threads-per-worker must be >= 1", file=sys.stderr)
         return 2
+    from pathlib import Path
+
+    from napari_sam2.cli.common import BATCH_EXTRA_HINT, BadInputError, check_device
+
+    import importlib.util
+
+    missing = [m for m in ("dask", "distributed") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"error: napari-sam2 batch needs {' and '.join(missing)} (the batch extra): "
+              f"{BATCH_EXTRA_HINT}", file=sys.stderr)
+        return 1
+    out_dir = Path(args.out_dir).expanduser()
+    if out_dir.exists() and not out_dir.is_dir():
+        print(f"error: -o {out_dir} is a file, not a folder; give a folder for the results", file=sys.stderr)
+        return 2
+    try:
+        check_device(args.device)
+    except BadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.retries < 0:
+        print("error: --retries must be >= 0", file=sys.stderr)
+        return 2
     if args.scheduler and args.workers is not None:
         print("note: --workers is ignored with --scheduler (the cluster has its own workers)", file=sys.stderr)
     try:
@@ -93,6 +116,13 @@ def run(args: argparse.Namespace) -> int:
         )
     except (ManifestError, BatchError, SegmenterSpecError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, TimeoutError, ValueError) as exc:
+        if not args.scheduler:
+            raise
+        print(f"error: cannot use the Dask scheduler {args.scheduler!r} ({type(exc).__name__}: "
+              f"{' '.join(str(exc).split())[:300]}); check the address (e.g. tcp://host:8786) and that "
+              "the scheduler is running", file=sys.stderr)
         return 2
     failed = report.failed
     print(

@@ -28,6 +28,23 @@ def _same_grid(a, b) -> bool:
             and np.allclose(a.direction, b.direction, atol=1e-4))
 
 
+def _check_labels(scan, path, what: str) -> None:
+    """Labels are whole numbers: a float volume with fractions (probabilities, an image) would be
+    silently truncated, so it is refused."""
+    import numpy as np
+
+    import scanio
+
+    array = np.asarray(scan.array)
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.isfinite(array)
+        if not finite.all() or not np.array_equal(array, np.round(array)):
+            raise scanio.LabelsError(
+                f"{path}: {what} holds non-integer or non-finite values ({array.dtype}); it is not a "
+                "label volume (a probability map or an image?): threshold or convert it to integer "
+                "labels first", path)
+
+
 def run(args) -> int:
     """Print a Dice table; 0 ok, 2 bad arguments or input."""
     import numpy as np
@@ -38,6 +55,8 @@ def run(args) -> int:
     try:
         pred = scanio.read_scan(args.pred)
         ref = scanio.read_scan(args.ref)
+        _check_labels(pred, args.pred, "PRED")
+        _check_labels(ref, args.ref, "REF")
         if not _same_grid(pred, ref):
             ref = scanio.resample_like(ref, like=pred, is_label=True)
     except scanio.ScanIOError as exc:

@@ -75,7 +75,16 @@ def run(args) -> int:
         out = Path(args.output).expanduser()
         if out.exists() and not args.overwrite:
             raise BadArguments(f"{out} exists; choose another name or pass --overwrite")
+        from napari_sam2.cli.common import BadInputError, check_device, check_output_file
+
+        try:
+            check_output_file(out)
+            check_device(args.device)
+        except BadInputError as exc:
+            raise BadArguments(str(exc)) from None
         scan = scanio.read_scan(path, series_uid=args.series_uid)
+        for warning in scan.metadata.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
         session = Session(scan, args.model, axis=args.axis, window=args.window, device=args.device,
                           checkpoint=args.checkpoint, absent_slices=args.absent_slices,
                           cleanup=not args.no_cleanup)
