@@ -11,9 +11,13 @@ def add_parser(subparsers) -> None:
         "info", help="print a scan's shape, spacing, origin, direction and modality",
         description="Read a scan (DICOM folder or file, NIfTI, NRRD, MetaImage) and print its "
                     "geometry. SCAN may be 'sample' for the bundled CT.")
-    parser.add_argument("scan", metavar="SCAN", help="path to a scan, or 'sample'")
+    parser.add_argument("scan", metavar="SCAN", nargs="?", default=None,
+                        help="path to a scan, 'sample', or dicomweb://HOST[:PORT]/PATH?series=UID")
     parser.add_argument("--series-uid", default=None,
                         help="SeriesInstanceUID to read when a folder holds several series")
+    from napari_sam2.cli.remote import add_pacs_arguments
+
+    add_pacs_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -28,8 +32,22 @@ def run(args) -> int:
         from sample_data import sample_ct_path
 
         path = sample_ct_path()
+    from napari_sam2.cli import remote
+    from scanio.dicomweb import DicomWebError
+
     try:
-        scan = scanio.read_scan(path, series_uid=args.series_uid)
+        location = remote.remote_location(args, path)
+        if location is None and path is None:
+            print("error: give SCAN (a path, 'sample' or a dicomweb:// URL) or --server and --series",
+                  file=sys.stderr)
+            return 2
+        if location is not None:
+            scan = remote.read_remote(location, args, quiet=True)
+        else:
+            scan = scanio.read_scan(path, series_uid=args.series_uid)
+    except DicomWebError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return remote.exit_code(exc)
     except scanio.ScanIOError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

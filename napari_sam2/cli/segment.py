@@ -21,7 +21,9 @@ def add_parser(subparsers) -> None:
         description="Read a scan, prompt one slice per object, propagate through the volume and "
                     "write a label volume with the scan's geometry. Coordinates are voxel indices "
                     "(z, y, x) of the scan array. SCAN may be 'sample' for the bundled CT.")
-    parser.add_argument("scan", metavar="SCAN", help="DICOM folder/file, NIfTI, NRRD, MHA, or 'sample'")
+    parser.add_argument("scan", metavar="SCAN", nargs="?", default=None,
+                        help="DICOM folder/file, NIfTI, NRRD, MHA, 'sample', or "
+                             "dicomweb://HOST[:PORT]/PATH?series=UID")
     parser.add_argument("-o", "--output", required=True, metavar="OUT",
                         help="label file to write (.nii.gz, .nrrd, .mha, or .dcm for DICOM SEG)")
     parser.add_argument("--model", default="lite_medsam", help="model name (default lite_medsam)")
@@ -47,6 +49,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--series-uid", default=None, help="series to read when a folder holds several")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from napari_sam2.cli.remote import add_pacs_arguments
+
+    add_pacs_arguments(parser, push=True)
     parser.set_defaults(func=run)
 
 
@@ -61,6 +66,9 @@ def run(args) -> int:
     from volume import Session, VolumeError
     from volume.prompts import PromptSpecError as BadArguments
     from volume.prompts import apply_prompts, collect_prompts
+
+    from napari_sam2.cli import remote
+    from scanio.dicomweb import DicomWebError
 
     started = time.perf_counter()
     try:
@@ -82,13 +90,23 @@ def run(args) -> int:
             check_device(args.device)
         except BadInputError as exc:
             raise BadArguments(str(exc)) from None
-        scan = scanio.read_scan(path, series_uid=args.series_uid)
+        location = remote.remote_location(args, path)
+        remote.check_push(args, location, out)
+        if location is not None:
+            scan = remote.read_remote(location, args, quiet=args.quiet)
+        elif path is None:
+            raise BadArguments("give SCAN (a path, 'sample' or a dicomweb:// URL) or --server and --series")
+        else:
+            scan = scanio.read_scan(path, series_uid=args.series_uid)
         for warning in scan.metadata.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
         session = Session(scan, args.model, axis=args.axis, window=args.window, device=args.device,
                           checkpoint=args.checkpoint, absent_slices=args.absent_slices,
                           cleanup=not args.no_cleanup)
         apply_prompts(session, objects)
+    except DicomWebError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return remote.exit_code(exc)
     except (BadArguments, scanio.ScanIOError, VolumeError, UnknownModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -125,4 +143,11 @@ def run(args) -> int:
     print(f"segmented {len(counts)} object(s) ({per_object}); {sum(counts.values())} voxels, "
           f"{sum(counts.values()) * voxel_ml:.1f} ml; {session.slices_encoded} slices encoded; "
           f"{seconds:.1f} s -> {written}")
+    if getattr(args, "push", False):
+        try:  # the SEG is on disk already: a failed store loses nothing
+            stored = remote.push_seg(written, location)
+        except DicomWebError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"stored SEG {stored.sop_uid} (series {stored.series_uid}) on {location.base_url}")
     return EXIT_OK
