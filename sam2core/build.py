@@ -63,16 +63,43 @@ def load_model(
     checkpoint: Optional[Union[str, Path]] = None,
     device: Optional[Union[str, torch.device]] = None,
     download: bool = False,
+    engine: Optional[str] = None,
+    precision: Optional[str] = None,
 ) -> torch.nn.Module:
-    """Build the named model and load its weights (from `checkpoint` or the model store), in eval mode."""
+    """Build the named model and load its weights (from `checkpoint` or the model store), in eval mode.
+
+    LiteMedSAM only: `engine` ("auto", "torch", "onnxruntime", "openvino") and `precision`
+    ("auto", "fp32", "bf16", "int8") choose what runs it (`sam2core.lite_medsam.engines`);
+    None keeps PyTorch fp32 (exact). "auto" measures the installed engines once per machine.
+    SAM 2 models run in PyTorch (their precision is an autocast applied by the caller).
+    """
     from sam2core.checkpoint import load_checkpoint_into
     from sam2core.store import resolve_checkpoint
 
+    _check_name(name)
+    if name != LITE_MEDSAM:
+        _check_sam2_engine(name, engine, precision)
     model = build_model(name)
     path = resolve_checkpoint(name, checkpoint=checkpoint, download=download)
     load_checkpoint_into(model, path, model_name=name)
     model.eval()
-    return model.to(torch.device(device) if device is not None else default_device())
+    model = model.to(torch.device(device) if device is not None else default_device())
+    if name == LITE_MEDSAM and (engine is not None or precision is not None):
+        from sam2core.lite_medsam.engines import configure_engine
+
+        configure_engine(model, engine=engine or "torch", precision=precision or "fp32")
+    return model
+
+
+def _check_sam2_engine(name: str, engine: Optional[str], precision: Optional[str]) -> None:
+    """SAM 2 models run in PyTorch at the precision the caller's autocast sets: reject other requests."""
+    from sam2core.lite_medsam.engines import EngineError
+
+    if engine not in (None, "auto", "torch"):
+        raise EngineError(f"engine {engine!r} is for lite_medsam only; {name} runs in PyTorch (engine 'torch')")
+    if precision not in (None, "auto", "fp32"):
+        raise EngineError(f"precision {precision!r} at load time is for lite_medsam only; run {name} under "
+                          f"torch.autocast for bf16/fp16")
 
 
 def make_predictor(model: torch.nn.Module, **options):

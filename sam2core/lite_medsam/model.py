@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Sequence, Union
+from typing import Literal, Optional, Protocol, Sequence, Union
 
 import numpy as np
 import torch
@@ -34,6 +34,20 @@ from sam2core.modeling.two_way_transformer import TwoWayTransformer
 Precision = Literal["fp32", "bf16"]
 PRECISIONS = ("fp32", "bf16")
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence[float], Sequence[Sequence[float]]]
+
+
+class InferenceBackend(Protocol):
+    """Runs the encoder and mask decoder outside PyTorch (see `sam2core.lite_medsam.engines`)."""
+
+    name: str  # engine name, e.g. "onnxruntime"
+    precision: str  # encoder precision, e.g. "fp32", "bf16", "int8"
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """`(1, 3, 256, 256)` input → `(1, 256, 64, 64)` float32 embedding (cpu)."""
+
+    def decode(self, features: torch.Tensor, sparse: torch.Tensor,
+               dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embedding, `(B, N, 256)` sparse and `(B|1, 256, 64, 64)` dense prompts → all 4 masks `(B, 4, 256, 256)`, IoU `(B, 4)`."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,7 @@ class LiteMedSAM(nn.Module):
         )
         self.precision: Precision = "fp32"
         self.set_precision(precision)
+        self.backend: Optional[InferenceBackend] = None
         self.channels_last = False
         self.set_channels_last(channels_last)
 
@@ -112,8 +127,22 @@ class LiteMedSAM(nn.Module):
     def device(self) -> torch.device:
         return self.prompt_encoder.no_mask_embed.weight.device
 
+    @property
+    def engine(self) -> str:
+        """What runs the encoder and decoder: "torch", or the backend's engine name."""
+        return "torch" if self.backend is None else self.backend.name
+
+    @property
+    def engine_precision(self) -> str:
+        """The encoder's compute precision under the current engine ("fp32", "bf16" or "int8")."""
+        return self.precision if self.backend is None else self.backend.precision
+
+    def set_backend(self, backend: Optional[InferenceBackend]) -> None:
+        """Run encoder and decoder with `backend` (an exported engine), or in PyTorch with None."""
+        self.backend = backend
+
     def set_precision(self, precision: Precision) -> None:
-        """Encoder compute precision: `"fp32"` (exact) or `"bf16"` (autocast)."""
+        """Encoder compute precision in PyTorch: `"fp32"` (exact) or `"bf16"` (autocast)."""
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
         self.precision = precision
@@ -132,6 +161,8 @@ class LiteMedSAM(nn.Module):
     @torch.no_grad()
     def encode_input(self, images: torch.Tensor) -> torch.Tensor:
         """`(B, 3, 256, 256)` preprocessed input → `(B, 256, 64, 64)` float32 embedding."""
+        if self.backend is not None:
+            return torch.cat([self.backend.encode(image[None]) for image in images]).to(images.device)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with self._autocast():
@@ -176,13 +207,7 @@ class LiteMedSAM(nn.Module):
             point_prompt = (points_to_input(coords, geometry)[None], labels_t[None])
         box_prompt = None
         if box is not None:
-            box_t = torch.as_tensor(np.asarray(box, dtype=np.float32) if not isinstance(box, torch.Tensor) else box,
-                                    dtype=torch.float32, device=device).reshape(-1)
-            if box_t.numel() != 4:
-                raise PromptError(f"box must be (x0, y0, x1, y1); got {box_t.numel()} numbers")
-            if not (box_t[2] >= box_t[0] and box_t[3] >= box_t[1]):
-                raise PromptError(f"box must have x0 <= x1 and y0 <= y1; got {box_t.tolist()}")
-            box_prompt = box_to_input(box_t, geometry).reshape(1, 1, 4)
+            box_prompt = box_to_input(self._check_boxes(box, single=True), geometry).reshape(1, 1, 4)
         mask_prompt = None
         if mask_input is not None:
             mask_t = torch.as_tensor(np.asarray(mask_input) if not isinstance(mask_input, torch.Tensor)
@@ -196,6 +221,39 @@ class LiteMedSAM(nn.Module):
         return logits[0], iou[0]
 
     @torch.no_grad()
+    def decode_batch(self, embedding: ImageEmbedding, boxes: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+        """B box prompts on one embedding in one decoder call: logits `(B, H, W)` and IoU `(B,)`.
+
+        `boxes` is `(B, 4)` `(x0, y0, x1, y1)` in frame pixels (inclusive, as in `decode`); the
+        result equals B single-mask `decode(embedding, box=boxes[i])` calls.
+        """
+        boxes_t = self._check_boxes(boxes, single=False)
+        if boxes_t.shape[0] == 0:
+            h, w = embedding.geometry.original_size
+            return torch.zeros((0, h, w), device=self.device), torch.zeros((0,), device=self.device)
+        box_prompt = box_to_input(boxes_t, embedding.geometry)[:, None]  # (B, 1, 4)
+        low_res, iou = self.decode_input(embedding.features, None, box_prompt, None, False)
+        return postprocess_logits(low_res, embedding.geometry)[:, 0], iou[:, 0]
+
+    def _check_boxes(self, boxes: ArrayLike, single: bool) -> torch.Tensor:
+        """Boxes as a float32 tensor on the model's device: `(4,)` if `single`, else `(B, 4)`."""
+        boxes_t = torch.as_tensor(np.asarray(boxes, dtype=np.float32) if not isinstance(boxes, torch.Tensor)
+                                  else boxes, dtype=torch.float32, device=self.device)
+        if single:
+            boxes_t = boxes_t.reshape(-1)
+            if boxes_t.numel() != 4:
+                raise PromptError(f"box must be (x0, y0, x1, y1); got {boxes_t.numel()} numbers")
+            rows = boxes_t[None]
+        else:
+            if boxes_t.ndim != 2 or boxes_t.shape[-1] != 4:
+                raise PromptError(f"boxes must be (B, 4) rows of (x0, y0, x1, y1); got shape {tuple(boxes_t.shape)}")
+            rows = boxes_t
+        bad = ~((rows[:, 2] >= rows[:, 0]) & (rows[:, 3] >= rows[:, 1]))
+        if bool(bad.any()):
+            raise PromptError(f"box must have x0 <= x1 and y0 <= y1; got {rows[bad][0].tolist()}")
+        return boxes_t
+
+    @torch.no_grad()
     def decode_input(
         self,
         features: torch.Tensor,
@@ -206,6 +264,12 @@ class LiteMedSAM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts in model-input pixels → low-res logits `(B, K, 256, 256)` and IoU `(B, K)`."""
         sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=masks)
+        if self.backend is not None:
+            if masks is None:
+                dense = dense[:1]  # the same "no mask" embedding for every prompt: broadcast in the graph
+            all_masks, all_iou = self.backend.decode(features, sparse, dense)
+            keep = slice(1, None) if multimask else slice(0, 1)
+            return all_masks[:, keep], all_iou[:, keep]
         masks_out, iou, _, _ = self.mask_decoder(
             image_embeddings=features,
             image_pe=self.prompt_encoder.get_dense_pe(),

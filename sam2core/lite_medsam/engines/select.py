@@ -1,0 +1,162 @@
+"""Choosing what runs LiteMedSAM: engine × encoder precision, by measurement on this machine.
+
+`engine="auto"` times every candidate (installed engine × allowed precision) on a synthetic
+slice (one encode + one decode of 3 boxes, best of 2) and keeps the fastest; the choice is
+cached per machine (CPU model and flags, threads, engine versions) in
+`<cache>/engines/auto_choice.json`, so the measurement runs once per machine.
+`precision="auto"` allows bf16 only where the device computes it natively (CPU flags
+avx512_bf16/amx_bf16, Arm bf16; CUDA capability); int8 is never automatic.
+On CUDA/MPS the engine is always torch (the engines here are CPU builds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from sam2core.lite_medsam.engines.export import ExportCache, default_cache_root
+from sam2core.lite_medsam.engines.hardware import machine_key, native_bf16
+from sam2core.lite_medsam.engines.runtimes import ENGINE_PRECISIONS, INSTALL_HINT, EngineError, engine_version, make_backend
+
+ENGINES = ("auto", "torch", "onnxruntime", "openvino")
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")
+AUTO_CHOICE_FILE = "auto_choice.json"
+MEASURE_BOXES = 3  # the carrying predictor decodes 3 candidate boxes per object per slice
+
+
+def installed_engines() -> list[str]:
+    """Engines usable here: torch always, then those whose package imports."""
+    return ["torch"] + [e for e in ("onnxruntime", "openvino") if engine_version(e) is not None]
+
+
+def allowed_precisions(precision: str, device: torch.device) -> list[str]:
+    """Precisions `precision` stands for on `device` (auto: fp32, plus bf16 where native)."""
+    if precision not in PRECISION_CHOICES:
+        raise EngineError(f"unknown precision {precision!r}; expected one of {PRECISION_CHOICES}")
+    if precision != "auto":
+        return [precision]
+    return ["fp32", "bf16"] if native_bf16(device) else ["fp32"]
+
+
+def candidates(engine: str, precision: str, device: torch.device) -> list[tuple[str, str]]:
+    """(engine, precision) pairs that `engine`/`precision` may resolve to on `device`, torch first."""
+    if engine not in ENGINES:
+        raise EngineError(f"unknown engine {engine!r}; expected one of {ENGINES}")
+    precisions = allowed_precisions(precision, device)
+    if device.type != "cpu":
+        if engine not in ("auto", "torch"):
+            raise EngineError(f"engine {engine!r} runs on the CPU only; use device='cpu' or engine='torch' "
+                              f"(or 'auto') on {device.type}")
+        usable = [p for p in precisions if p in ENGINE_PRECISIONS["torch"]]
+        if not usable:
+            raise EngineError(f"precision {precision!r} needs a CPU engine (onnxruntime); on {device.type} "
+                              f"use precision fp32 or bf16")
+        return [("torch", usable[-1])]  # on a GPU: bf16 when native (auto) else fp32
+    engines = installed_engines() if engine == "auto" else [engine]
+    if engine != "auto" and engine_version(engine) is None:
+        raise EngineError(f"engine {engine!r} is not installed. Install it with: {INSTALL_HINT}")
+    pairs = [(e, p) for e in engines for p in precisions if p in ENGINE_PRECISIONS[e]]
+    if not pairs:
+        which = [e for e, ps in ENGINE_PRECISIONS.items() if precision in ps]
+        raise EngineError(f"precision {precision!r} is not available with engine {engine!r} here "
+                          f"(installed: {', '.join(installed_engines())}); it needs one of: {', '.join(which)}. "
+                          f"Install the engines with: {INSTALL_HINT}")
+    return pairs
+
+
+def _choice_key(pairs: list[tuple[str, str]]) -> str:
+    versions = ",".join(f"{e}={engine_version(e)}" for e in sorted({e for e, _ in pairs}))
+    return f"{machine_key()}|{versions}|" + ";".join(f"{e}:{p}" for e, p in pairs)
+
+
+def _read_choices(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def seconds_per_slice(model, repeats: int = 2) -> float:
+    """Best time of one encode + one decode of MEASURE_BOXES boxes, on a fixed synthetic 256² slice."""
+    from sam2core.lite_medsam.preprocess import frame_geometry
+    from sam2core.lite_medsam.model import ImageEmbedding
+
+    generator = torch.Generator().manual_seed(0)
+    size = int(model.image_size)
+    image = torch.rand(1, 3, size, size, generator=generator).to(model.device)
+    boxes = torch.tensor([[60.0, 70.0, 150.0, 170.0], [55.0, 65.0, 155.0, 175.0], [50.0, 60.0, 160.0, 180.0]])
+    geometry = frame_geometry((size, size), size, "stretch")
+
+    def one_slice() -> None:
+        embedding = ImageEmbedding(model.encode_input(image), geometry)
+        model.decode_batch(embedding, boxes[:MEASURE_BOXES])
+
+    one_slice()  # warm-up (first call allocates, compiles kernels)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        one_slice()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _apply(model, engine: str, precision: str, cache: ExportCache) -> None:
+    """Set `model` up to run with (engine, precision)."""
+    if engine == "torch":
+        model.set_backend(None)
+        model.set_precision(precision)
+    else:
+        model.set_backend(make_backend(engine, cache, precision))
+        model.set_precision("fp32")  # PyTorch autocast is not used under a backend
+
+
+def configure_engine(model, engine: str = "auto", precision: str = "auto",
+                     cache_root: Optional[Union[str, Path]] = None, remeasure: bool = False) -> dict:
+    """Make `model` (a loaded LiteMedSAM) run with `engine` at `precision`; returns what was chosen.
+
+    The result dict has `engine`, `precision` and, when "auto" measured or read a choice,
+    `ms_per_slice` per candidate (`"engine:precision"` → ms) and `cached` (True when read).
+    """
+    device = model.device
+    pairs = candidates(engine, precision, device)
+    root = Path(cache_root) if cache_root is not None else default_cache_root()
+    cache = ExportCache(model, root)
+    if len(pairs) == 1:
+        _apply(model, *pairs[0], cache)
+        return {"engine": pairs[0][0], "precision": pairs[0][1]}
+
+    choices_path = root / AUTO_CHOICE_FILE
+    key = _choice_key(pairs)
+    known = _read_choices(choices_path).get(key)
+    if not remeasure and isinstance(known, dict) and tuple(known.get("choice", ())) in pairs:
+        chosen = tuple(known["choice"])
+        _apply(model, *chosen, cache)
+        return {"engine": chosen[0], "precision": chosen[1], "ms_per_slice": known.get("ms_per_slice", {}),
+                "cached": True}
+
+    timings: dict[str, float] = {}
+    backends = {}
+    for pair in pairs:
+        try:
+            _apply(model, *pair, cache)
+        except EngineError:
+            continue
+        backends[pair] = model.backend
+        timings[f"{pair[0]}:{pair[1]}"] = 1e3 * seconds_per_slice(model)
+    best = min(timings, key=timings.get)
+    chosen = tuple(best.split(":"))
+    model.set_backend(backends[chosen])
+    model.set_precision(chosen[1] if chosen[0] == "torch" else "fp32")
+    root.mkdir(parents=True, exist_ok=True)
+    data = _read_choices(choices_path)
+    data[key] = {"choice": list(chosen), "ms_per_slice": {k: round(v, 1) for k, v in timings.items()}}
+    tmp = choices_path.with_name(f"{AUTO_CHOICE_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, choices_path)
+    return {"engine": chosen[0], "precision": chosen[1], "ms_per_slice": timings, "cached": False}
