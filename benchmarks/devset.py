@@ -105,7 +105,13 @@ def box_on_slice(mask: np.ndarray, axis: int, s: int) -> Optional[tuple[int, int
     cols = np.flatnonzero(plane.any(axis=0))
     if rows.size == 0:
         return None
-    return int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1])
+    r0, c0, r1, c1 = int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1])
+    # a structure one pixel thick on this slice: a box needs some area, so widen it by a pixel
+    if r1 == r0:
+        r0, r1 = (r0 - 1, r1) if r1 == plane.shape[0] - 1 else (r0, r1 + 1)
+    if c1 == c0:
+        c0, c1 = (c0 - 1, c1) if c1 == plane.shape[1] - 1 else (c0, c1 + 1)
+    return r0, c0, r1, c1
 
 
 def protocol_slices(mask: np.ndarray, axis: int, protocol: str) -> list[int]:

@@ -1,0 +1,188 @@
+"""Window per object on CT, the user's extent, prompts joined between slices, a leak stopped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sam2core.predictor.carry_rule import AppearanceModel, CarryConfig, carry_mask
+from tests.volume.fake_models import FakeScan, ThresholdImageModel, ellipsoid
+from volume import PromptOutsideVolumeError, Session, dice
+from volume.windowing import CT_PRESETS, choose_object_window
+
+SHAPE = (30, 40, 50)
+
+
+def ct_volume() -> np.ndarray:
+    """A CT-like volume: soft tissue (40 HU) body with an air-filled lung, a bone and a bright lesion."""
+    vol = np.full(SHAPE, -1000, dtype=np.int16)
+    vol[:, 2:38, 2:48] = 40
+    vol[ellipsoid(SHAPE, (15, 12, 12), (10, 7, 8)) > 0] = -850  # lung
+    vol[ellipsoid(SHAPE, (15, 30, 25), (10, 4, 4)) > 0] = 900  # bone
+    vol[ellipsoid(SHAPE, (15, 20, 38), (6, 5, 5)) > 0] = 120  # enhancing lesion
+    return vol
+
+
+def test_choose_object_window_by_what_the_prompt_holds():
+    assert choose_object_window(np.full(50, -850.0)).name == "lung"
+    assert choose_object_window(np.full(50, 900.0)).name == "bone"
+    assert choose_object_window(np.full(50, 40.0)).name == "soft_tissue"
+    assert choose_object_window(np.full(50, 130.0)).name == "soft_tissue"
+
+
+def test_session_gives_air_bone_and_soft_objects_their_own_windows():
+    session = Session(FakeScan(ct_volume()), ThresholdImageModel(threshold=0.05))
+    session.add_box(1, 15, (6, 5, 18, 19))  # lung
+    session.add_box(2, 15, (26, 21, 34, 29))  # bone
+    session.add_box(3, 15, (16, 34, 24, 42))  # lesion
+    windows = session.object_windows
+    assert (windows[1].name, windows[2].name, windows[3].name) == ("lung", "bone", "soft_tissue")
+    lung_level = CT_PRESETS["lung"][0]
+    assert windows[1].low < lung_level < windows[1].high
+    assert set(session.slices_encoded_per_window) == {"lung", "bone", "soft_tissue"}
+
+
+def test_objects_with_the_same_window_share_encodes():
+    vol = ct_volume()
+    session = Session(FakeScan(vol), ThresholdImageModel(threshold=0.05))
+    session.add_box(1, 15, (16, 34, 24, 42))
+    session.add_box(2, 15, (10, 20, 14, 26))  # soft tissue too
+    session.propagate()
+    assert len(session.slices_encoded_per_window) == 1
+    assert session.slices_encoded <= SHAPE[0]
+
+
+def test_explicit_window_wins_over_the_choice():
+    session = Session(FakeScan(ct_volume()), ThresholdImageModel(threshold=0.05), window="soft_tissue")
+    session.add_box(1, 15, (6, 5, 18, 19))
+    assert session.object_windows[1].name == "soft_tissue"
+
+
+def make_session(**options) -> Session:
+    return Session(FakeScan(ellipsoid(SHAPE, (15, 20, 24), (12, 10, 12))), ThresholdImageModel(), window="0,1000",
+                   **options)
+
+
+@pytest.mark.parametrize("first, last", [(10, 22), (5, 14), (12, 12)])
+def test_extent_is_respected_in_both_directions(first, last):
+    session = make_session()
+    session.add_box(1, 12, (12, 14, 28, 34))
+    session.set_extent(1, first, last)
+    labels = session.propagate()
+    zs = np.flatnonzero((labels == 1).any(axis=(1, 2)))
+    assert zs[0] == first and zs[-1] == last
+
+
+def test_extent_set_after_propagation_clears_outside_and_widening_carries_again():
+    session = make_session()
+    session.add_box(1, 12, (12, 14, 28, 34))
+    session.propagate()
+    session.set_extent(1, 10, 14)
+    zs = np.flatnonzero((session.labels == 1).any(axis=(1, 2)))
+    assert (zs[0], zs[-1]) == (10, 14)
+    session.set_extent(1, 6, 20)
+    zs = np.flatnonzero((session.propagate() == 1).any(axis=(1, 2)))
+    assert (zs[0], zs[-1]) == (6, 20)
+
+
+def test_prompt_outside_the_extent_is_refused():
+    session = make_session()
+    session.add_box(1, 12, (12, 14, 28, 34))
+    session.set_extent(1, 10, 14)
+    with pytest.raises(PromptOutsideVolumeError):
+        session.add_box(1, 20, (12, 14, 28, 34))
+    with pytest.raises(PromptOutsideVolumeError):
+        session.set_extent(1, 13, 20)
+
+
+class _FadingModel(ThresholdImageModel):
+    """Like the threshold model, but its predicted IoU is low on slices listed in `doubtful`."""
+
+    def __init__(self, doubtful):
+        super().__init__()
+        self.doubtful = set(doubtful)
+        self.slice_of = {}
+
+    def encode_image(self, frame):
+        embedding = super().encode_image(frame)
+        self.slice_of[id(embedding)] = len(self.encoded) - 1
+        return embedding
+
+    def decode(self, embedding, **prompts):
+        logits, iou = super().decode(embedding, **prompts)
+        if float(embedding.sum()) in self.doubtful:
+            iou = iou * 0 + 0.1
+        return logits, iou
+
+
+def test_two_prompted_slices_are_joined_without_gap_or_double_work():
+    vol = ellipsoid(SHAPE, (15, 20, 24), (12, 10, 12))
+    areas = {float((vol[z] > 0).sum()) for z in range(10, 14)}  # frame sums in window 0..1000
+    model = _FadingModel(doubtful=areas)  # the stop rule would end carrying on slices 10..13
+    session = Session(FakeScan(vol), model, window="0,1000")
+    session.add_box(1, 8, (13, 16, 27, 32))
+    session.add_box(1, 16, (11, 13, 29, 35))
+    labels = session.propagate()
+    zs = np.flatnonzero((labels == 1).any(axis=(1, 2)))
+    assert set(range(8, 17)) <= set(zs.tolist())  # no gap between the prompts
+    assert len(model.encoded) == session.slices_encoded  # every slice encoded once
+
+
+def leaking_plane(extra: int) -> tuple[np.ndarray, np.ndarray]:
+    """A bright disc (the object) touching a mid-grey band (another tissue) that a box can pull in."""
+    yy, xx = np.mgrid[:64, :64]
+    plane = np.full((64, 64), 0.1, dtype=np.float32)
+    plane[(yy - 32) ** 2 + (xx - 30) ** 2 <= 100] = 0.9
+    plane[:, 40:40 + extra] = 0.55
+    obj = (yy - 32) ** 2 + (xx - 30) ** 2 <= 100
+    return plane, obj
+
+
+class _GreedyModel:
+    """Segments every pixel > 0.3 inside the box (so a box over the band takes the band too)."""
+
+    is_image_model = True
+
+    def encode_image(self, frame):
+        import torch
+
+        return torch.as_tensor(np.asarray(frame))[0]
+
+    def decode(self, embedding, box=None, **_):
+        import torch
+
+        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+        sel = np.zeros(embedding.shape, dtype=bool)
+        sel[y0:y1 + 1, x0:x1 + 1] = embedding.numpy()[y0:y1 + 1, x0:x1 + 1] > 0.3
+        return torch.from_numpy(np.where(sel, 8.0, -8.0).astype(np.float32))[None], torch.tensor([0.9])
+
+
+def test_appearance_gate_stops_a_mask_creeping_into_other_tissue():
+    import torch
+
+    plane, obj = leaking_plane(12)
+    appearance = AppearanceModel.learn(torch.from_numpy(plane), torch.from_numpy(obj))
+    model = _GreedyModel()
+    prev = torch.from_numpy(obj)
+    gated = ungated = prev
+    for _ in range(6):  # carry over six identical slices
+        gated = carry_mask(model, model.encode_image(plane[None]), gated, CarryConfig(margin_ratios=(0.2,)),
+                           plane=torch.from_numpy(plane), appearance=appearance).logits > 0
+        ungated = carry_mask(model, model.encode_image(plane[None]), ungated,
+                             CarryConfig(margin_ratios=(0.2,), appearance_gate=0.0)).logits > 0
+    assert dice(gated.numpy(), obj) > 0.95
+    assert dice(ungated.numpy(), obj) < 0.85  # without the gate it creeps into the band
+
+
+def test_leaking_object_is_judged_gone_by_its_appearance():
+    import torch
+
+    plane, obj = leaking_plane(12)
+    appearance = AppearanceModel.learn(torch.from_numpy(plane), torch.from_numpy(obj))
+    band_only = np.full((64, 64), 0.1, dtype=np.float32)
+    band_only[:, 20:45] = 0.55  # the object has ended; only the other tissue is under the box
+    model = _GreedyModel()
+    result = carry_mask(model, model.encode_image(band_only[None]), torch.from_numpy(obj),
+                        CarryConfig(margin_ratios=(0.0,), appearance_gate=0.0, min_appearance=0.5),
+                        plane=torch.from_numpy(band_only), appearance=appearance)
+    assert result.signals["appearance"] < 0.5 and result.score <= 0
