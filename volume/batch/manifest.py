@@ -4,7 +4,7 @@ One row per (scan, object), as CSV with a header or as JSON lines, same field na
 
 | field | required | meaning |
 | --- | --- | --- |
-| `scan` | yes | path of the scan (NIfTI/NRRD/MHA file or DICOM series folder); relative paths are relative to the manifest |
+| `scan` | yes | path of the scan (NIfTI/NRRD/MHA file or DICOM series folder); relative paths are relative to the manifest; or a PACS series `dicomweb://HOST[:PORT]/PATH?series=UID`, fetched into the local cache (`scanio.dicomweb`) before the batch starts |
 | `object_id` | no | label value of the object, integer >= 1 (default: 1, 2, ... in row order per scan) |
 | `object_name` / `name` | no | name of the object (default `object_<id>`) |
 | `box` | one of box/points | `z,y0,x0,y1,x1` voxel indices of the scan array: a box on axial slice `z` (with another `axis`: `slice,r0,c0,r1,c1` as in `volume.session`) |
@@ -289,6 +289,27 @@ def _normalise_keys(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _fetch_remote(scan: str, fetched: dict[str, str]) -> str:
+    """A `dicomweb://` scan fetched (resumably, once per URL) into the local cache: its folder;
+    a path is returned as it is. A fetch that fails raises `ValueError` with the reason."""
+    from scanio.dicomweb import is_dicomweb_url
+
+    if not is_dicomweb_url(scan):
+        return scan
+    if scan not in fetched:
+        from scanio.errors import ScanIOError
+
+        try:
+            from scanio.dicomweb import fetch
+
+            fetched[scan] = str(fetch(scan).folder)
+        except ImportError:
+            raise ValueError("a dicomweb:// scan needs dicomweb-client: pip install 'napari-sam2[pacs]'") from None
+        except ScanIOError as exc:
+            raise ValueError(str(exc)) from None
+    return fetched[scan]
+
+
 def read_manifest(path: Union[str, Path]) -> list[ScanJob]:
     """Read and validate a CSV/JSON-lines manifest into one `ScanJob` per scan (manifest order)."""
     path = Path(path)
@@ -312,6 +333,7 @@ def parse_manifest_rows(
         raise ManifestFormatError(manifest, [(0, f"unknown column(s) {unknown}; known: {', '.join(FIELDS)}")])
 
     by_scan: dict[Path, dict[str, Any]] = {}
+    fetched: dict[str, str] = {}  # dicomweb:// URL -> its local cache folder
     for n, raw in enumerate(rows, start=1):
         if None in raw:  # csv.DictReader puts cells beyond the header under None
             problems.append((n, "more cells than header columns: quote prompts that hold commas, "
@@ -333,7 +355,7 @@ def parse_manifest_rows(
             problems.append((n, f"scan {_clip(row['scan'])} must be a path (text)", FieldError))
             continue
         try:
-            scan_path = Path(str(row["scan"])).expanduser()
+            scan_path = Path(_fetch_remote(str(row["scan"]), fetched)).expanduser()
             if not scan_path.is_absolute():
                 scan_path = base_dir / scan_path
             scan_path = Path(os.path.abspath(scan_path))  # not resolve(): a symlink is its own scan
