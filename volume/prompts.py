@@ -148,3 +148,30 @@ def apply_prompts(session, objects: dict[int, dict]) -> None:
             by_slice.setdefault(key, []).append(((z, y, x), label))
         for items in by_slice.values():
             session.add_points(obj_id, np.array([p for p, _ in items]), np.array([l for _, l in items]))
+
+
+def parse_extents(texts: list[str]) -> dict[int, tuple[int, int]]:
+    """`OBJ:FIRST:LAST` strings (slice indices along the propagation axis) → {object: (first, last)}."""
+    extents: dict[int, tuple[int, int]] = {}
+    for text in texts or []:
+        parts = str(text).replace(",", ":").split(":")
+        if len(parts) != 3:
+            raise PromptSpecError(f"an extent is OBJ:FIRST:LAST (e.g. 1:20:64); got {_clip(text)!r}")
+        try:
+            obj, first, last = (int(p) for p in parts)
+        except ValueError:
+            raise PromptSpecError(f"an extent is three integers OBJ:FIRST:LAST; got {_clip(text)!r}") from None
+        if first > last or first < 0:
+            raise PromptSpecError(f"extent {_clip(text)!r}: FIRST must be >= 0 and <= LAST")
+        if obj in extents:
+            raise PromptSpecError(f"object {obj} has two extents; give one")
+        extents[obj] = (first, last)
+    return extents
+
+
+def apply_extents(session, extents: dict[int, tuple[int, int]]) -> None:
+    """`Session.set_extent` for each object (after its prompts were added)."""
+    for obj_id, (first, last) in sorted(extents.items()):
+        if obj_id not in session.object_ids:
+            raise PromptSpecError(f"extent given for object {obj_id}, which has no prompt")
+        session.set_extent(obj_id, first, last)

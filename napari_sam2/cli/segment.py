@@ -28,6 +28,12 @@ def add_parser(subparsers) -> None:
                         help="label file to write (.nii.gz, .nrrd, .mha, or .dcm for DICOM SEG)")
     parser.add_argument("--model", default="lite_medsam", help="model name (default lite_medsam)")
     parser.add_argument("--checkpoint", default=None, help="weights file instead of the model store's")
+    parser.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
+                        help="what runs LiteMedSAM on the CPU (default auto: the fastest installed engine, "
+                             "measured once per machine; torch on GPUs)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                        help="LiteMedSAM encoder precision (default auto: bf16 only where the CPU computes "
+                             "it natively, else fp32; int8 is opt-in, onnxruntime)")
     parser.add_argument("--box", action="append", default=[], metavar="z,y0,x0,y1,x1[,id]",
                         help="box on slice z (inclusive voxel indices); each --box is a new object "
                              "(ids 1, 2, ... unless given as a 6th number)")
@@ -41,6 +47,9 @@ def add_parser(subparsers) -> None:
                         help="view to propagate along, chosen by the scan's direction (default axial)")
     parser.add_argument("--window", default="auto",
                         help="auto, soft_tissue, liver, lung, bone, brain, percentile or LEVEL,WIDTH")
+    parser.add_argument("--extent", action="append", default=[], metavar="OBJ:FIRST:LAST",
+                        help="object OBJ lies on slices FIRST..LAST (inclusive): propagation never goes "
+                             "past them and does not stop inside them; repeat per object")
     parser.add_argument("--absent-slices", type=int, default=2,
                         help="stop after the object is absent on this many slices (default 2)")
     parser.add_argument("--no-cleanup", action="store_true",
@@ -65,7 +74,7 @@ def run(args) -> int:
     from sam2core.errors import Sam2CoreError, UnknownModelError
     from volume import Session, VolumeError
     from volume.prompts import PromptSpecError as BadArguments
-    from volume.prompts import apply_prompts, collect_prompts
+    from volume.prompts import apply_extents, apply_prompts, collect_prompts, parse_extents
 
     from napari_sam2.cli import remote
     from scanio.dicomweb import DicomWebError
@@ -73,6 +82,7 @@ def run(args) -> int:
     started = time.perf_counter()
     try:
         objects = collect_prompts(args.box, args.point, args.prompts)
+        extents = parse_extents(args.extent)
         if args.absent_slices < 1:
             raise BadArguments(f"--absent-slices must be >= 1; got {args.absent_slices}")
         path = args.scan
@@ -100,10 +110,15 @@ def run(args) -> int:
             scan = scanio.read_scan(path, series_uid=args.series_uid)
         for warning in scan.metadata.get("warnings", []):
             print(f"warning: {warning}", file=sys.stderr)
-        session = Session(scan, args.model, axis=args.axis, window=args.window, device=args.device,
+        from sam2core.build import load_model
+
+        model = load_model(args.model, checkpoint=args.checkpoint, device=args.device,
+                           engine=args.engine, precision=args.precision)
+        session = Session(scan, model, axis=args.axis, window=args.window, device=args.device,
                           checkpoint=args.checkpoint, absent_slices=args.absent_slices,
                           cleanup=not args.no_cleanup)
         apply_prompts(session, objects)
+        apply_extents(session, extents)
     except DicomWebError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return remote.exit_code(exc)
@@ -139,9 +154,12 @@ def run(args) -> int:
     seconds = time.perf_counter() - started
     voxel_ml = float(np.prod(scan.spacing_mm)) / 1000.0
     counts = {obj_id: int((labels == obj_id).sum()) for obj_id in session.object_ids}
-    per_object = ", ".join(f"{k}: {v} voxels {v * voxel_ml:.1f} ml" for k, v in counts.items())
+    windows = session.object_windows
+    per_object = ", ".join(f"{k}: {v} voxels {v * voxel_ml:.1f} ml, window {windows[k].name}"
+                           for k, v in counts.items())
     print(f"segmented {len(counts)} object(s) ({per_object}); {sum(counts.values())} voxels, "
-          f"{sum(counts.values()) * voxel_ml:.1f} ml; {session.slices_encoded} slices encoded; "
+          f"{sum(counts.values()) * voxel_ml:.1f} ml; {session.slices_encoded} slices encoded "
+          f"({', '.join(f'{n} {w}' for w, n in session.slices_encoded_per_window.items())}); "
           f"{seconds:.1f} s -> {written}")
     if getattr(args, "push", False):
         try:  # the SEG is on disk already: a failed store loses nothing

@@ -135,3 +135,18 @@ def test_unquoted_box_in_csv_says_to_quote_it(scans, tmp_path):
     with pytest.raises(ManifestFormatError, match="quote") as info:
         read_manifest(path)
     assert info.value.row == 1
+
+
+def test_extent_column_is_read_per_object(scans, tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f'scan,box,extent\n{scans[0]},"5,2,2,8,8",3:9\n')
+    jobs = read_manifest(manifest)
+    assert jobs[0].objects[0].extent == (3, 9)
+
+
+def test_bad_extent_is_a_field_error_with_its_row(scans, tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f'scan,box,extent\n{scans[0]},"5,2,2,8,8",9:3\n')
+    with pytest.raises(FieldError) as info:
+        read_manifest(manifest)
+    assert info.value.row == 1

@@ -89,3 +89,21 @@ def test_eval_prints_dice_per_label(tmp_path, capsys):
     assert "0.7500" in out and "1.0000" in out
     assert main(["eval", str(tmp_path / "pred.nii.gz"), str(tmp_path / "ref.nii.gz"), "--label", "2"]) == 0
     assert "0.7500" not in capsys.readouterr().out
+
+
+def test_segment_extent_limits_the_object_and_summary_names_its_window(scan_path, tmp_path, capsys):
+    out = tmp_path / "labels.nii.gz"
+    code = main(["segment", str(scan_path), "-o", str(out), "--box", "15,10,12,30,36", "--window", "0,1000",
+                 "--extent", "1:12:18", "-q"])
+    assert code == 0
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    zs = np.flatnonzero((labels == 1).any(axis=(1, 2)))
+    assert (zs[0], zs[-1]) == (12, 18)
+    assert "window" in capsys.readouterr().out.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("extent", ["1:20", "1:18:12", "2:10:12", "a:b:c"])
+def test_segment_bad_extent_exits_with_2(scan_path, tmp_path, extent):
+    out = tmp_path / "labels.nii.gz"
+    assert main(["segment", str(scan_path), "-o", str(out), "--box", "15,10,12,30,36", "--window", "0,1000",
+                 "--extent", extent, "-q"]) == 2

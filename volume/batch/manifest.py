@@ -11,6 +11,7 @@ One row per (scan, object), as CSV with a header or as JSON lines, same field na
 | `points` | one of box/points | `z,y,x[,label]` separated by `;` (label 1 positive, default; 0 negative) |
 
 The prompt syntax is `napari-sam2 segment`'s `--box`/`--point` (`volume.prompts`).
+| `extent` | no | `FIRST:LAST`: the object lies on these slices (inclusive); propagation never goes past them (`Session.set_extent`) |
 | `axis` | no | slicing axis for this scan (`axial`, `coronal`, `sagittal`) |
 | `window` | no | intensity window for this scan (`auto`, a preset name or `level,width`) |
 | `model` | no | model name for this scan (overrides the batch default) |
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
 AXES = ("axial", "coronal", "sagittal")
-FIELDS = ("scan", "object_id", "object_name", "box", "points", "axis", "window", "model")
+FIELDS = ("scan", "object_id", "object_name", "box", "points", "extent", "axis", "window", "model")
 _FIELD_ALIASES = {"name": "object_name", "path": "scan", "id": "object_id", "label": "object_id"}
 _MAX_LISTED_PROBLEMS = 20
 
@@ -79,6 +80,7 @@ class ObjectPrompt:
     points_zyx: tuple[tuple[float, float, float], ...] = ()  # (z, y, x) per point
     point_labels: tuple[int, ...] = ()  # 1 positive, 0 negative, one per point
     row: int = 0
+    extent: Optional[tuple[int, int]] = None  # (first, last) slice the object lies on
 
 
 @dataclass(frozen=True)
@@ -249,7 +251,7 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     if suffix == ".csv":
         import io
 
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
         rows = []
         try:
             for r in reader:
@@ -407,10 +409,20 @@ def parse_manifest_rows(
         except (ValueError, TypeError) as exc:
             problems.append((n, str(exc), PromptError))
             continue
+        extent = None
+        if not _blank(row.get("extent")):
+            from volume.prompts import PromptSpecError, parse_extents
+
+            try:
+                extent = parse_extents([f"{obj_id}:{row['extent']}"])[obj_id]
+            except PromptSpecError:
+                problems.append((n, f"extent {_clip(row['extent'])} must be FIRST:LAST slice indices "
+                                    "(integers, FIRST <= LAST)", FieldError))
+                continue
         name = f"object_{obj_id}" if _blank(row.get("object_name")) else str(row["object_name"])
         entry["ids"].add(obj_id)
         entry["rows"].append(n)
-        entry["objects"].append(ObjectPrompt(obj_id, name, box, coords, labels, row=n))
+        entry["objects"].append(ObjectPrompt(obj_id, name, box, coords, labels, row=n, extent=extent))
 
     jobs = [
         ScanJob(path, tuple(e["objects"]), rows=tuple(e["rows"]), **(e["options"] or {}))

@@ -42,21 +42,25 @@ Segmenter = Callable[[Any, ScanJob], Segmentation]
 # --- one model per process ----------------------------------------------------------------------
 
 _MODEL_LOCK = threading.Lock()
-_MODELS: dict[tuple[str, str], Any] = {}
+_MODELS: dict[tuple, Any] = {}
 _MODEL_LOADS = 0
 
 
-def cached_model(name: str, device: Optional[str] = None):
-    """The named model, loaded the first time this process asks for it and reused after (one per worker)."""
+def cached_model(name: str, device: Optional[str] = None, engine: str = "auto", precision: str = "auto"):
+    """The named model, loaded the first time this process asks for it and reused after (one per worker).
+
+    `engine`/`precision` choose what runs LiteMedSAM (`sam2core.load_model`); other models ignore them.
+    """
     global _MODEL_LOADS
-    key = (name, str(device))
+    options = {"engine": engine, "precision": precision} if name == "lite_medsam" else {}
+    key = (name, str(device), *options.values())
     with _MODEL_LOCK:
         model = _MODELS.get(key)
         if model is None:
             from sam2core import load_model
 
             _apply_torch_threads()
-            model = load_model(name, device=device)
+            model = load_model(name, device=device, **options)
             _MODELS[key] = model
             _MODEL_LOADS += 1
         return model
@@ -73,6 +77,8 @@ class SessionSegmenter:
 
     model: Optional[str] = None  # default model; a job's own `model` wins
     device: Optional[str] = None
+    engine: str = "auto"  # LiteMedSAM: auto, torch, onnxruntime, openvino
+    precision: str = "auto"  # LiteMedSAM encoder: auto, fp32, bf16, int8
 
     def model_name(self, job: ScanJob) -> str:
         return job.model or self.model or DEFAULT_MODEL
@@ -80,19 +86,20 @@ class SessionSegmenter:
     def __call__(self, scan, job: ScanJob) -> Segmentation:
         from volume.session import Session
 
-        model = cached_model(self.model_name(job), self.device)
+        model = cached_model(self.model_name(job), self.device, self.engine, self.precision)
         options = {}
         if job.axis:
             options["axis"] = job.axis
         if job.window:
             options["window"] = job.window
         session = Session(scan, model=model, device=self.device, **options)
-        from volume.prompts import apply_prompts  # the segment CLI's prompt -> session code
+        from volume.prompts import apply_extents, apply_prompts  # the segment CLI's prompt -> session code
 
         apply_prompts(session, {
             o.obj_id: {"box": o.box_zyx, "points": [(*p, lab) for p, lab in zip(o.points_zyx, o.point_labels)]}
             for o in job.objects
         })
+        apply_extents(session, {o.obj_id: o.extent for o in job.objects if o.extent is not None})
         session.propagate()
         return Segmentation(np.asarray(session.labels), int(session.slices_encoded))
 
