@@ -33,6 +33,10 @@ def add_parser(subparsers) -> None:
         help="nifti (default), or seg: DICOM-SEG .dcm for DICOM input (other input stays NIfTI)",
     )
     p.add_argument("--device", default=None, help="torch device on the workers (default: cuda, mps, cpu)")
+    p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
+                   help="what runs LiteMedSAM on the workers' CPUs (default auto: fastest installed, measured)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                   help="LiteMedSAM encoder precision (default auto: bf16 only where native; int8 opt-in)")
     p.add_argument("--retries", type=int, default=2, help="Dask retries of a task that raised (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -110,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             threads_per_worker=args.threads_per_worker,
             device=args.device,
+            engine=args.engine,
+            precision=args.precision,
             retries=args.retries,
             progress=not args.no_progress,
             segmenter=segmenter,

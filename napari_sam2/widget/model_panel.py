@@ -1,4 +1,4 @@
-"""Model picker: model, checkpoint file, device, precision; download with progress; loading in a worker."""
+"""Model picker: model, checkpoint file, device, engine, precision; download with progress; loading in a worker."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from qtpy.QtWidgets import (
 from napari_sam2.widget.worker import ModelChoice, download_steps, load_model
 
 DEFAULT_MODEL = "lite_medsam"
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 
 
 def available_devices() -> list[str]:
@@ -74,8 +75,13 @@ class ModelPanel(QWidget):
         self.device_combo.addItems(available_devices())
         self.precision_combo = QComboBox()
         self.precision_combo.addItems(PRECISIONS)
+        self.engine_combo = QComboBox()
+        self.engine_combo.addItems(ENGINES)
+        self.engine_combo.setToolTip("what runs LiteMedSAM on the CPU; auto: the fastest installed engine, "
+                                     "measured once per machine (torch on GPUs and for SAM 2)")
         self.load_button = QPushButton("Load model")
-        self.precision_combo.setToolTip("bf16/fp16 autocast: faster on GPUs and CPUs with bf16 units; "
+        self.precision_combo.setToolTip("auto: bf16 only where the device computes it natively (LiteMedSAM), "
+                                        "else fp32; bf16/fp16: faster on GPUs and CPUs with bf16 units, "
                                         "on other CPUs much slower than fp32")
         self.device_combo.setToolTip("auto: cuda, then mps, then cpu")
         self.download_button.setToolTip("fetch the checkpoint into the model cache (verified; resumable)")
@@ -94,6 +100,7 @@ class ModelPanel(QWidget):
         form.addRow(self.download_progress)
         form.addRow("checkpoint", checkpoint_row)
         form.addRow("device", self.device_combo)
+        form.addRow("engine", self.engine_combo)
         form.addRow("precision", self.precision_combo)
         form.addRow(self.load_button)
 
@@ -112,13 +119,16 @@ class ModelPanel(QWidget):
             checkpoint=self.checkpoint_edit.text().strip() or None,
             device=None if device == "auto" else device,
             precision=self.precision_combo.currentText(),
+            engine=self.engine_combo.currentText(),
         )
 
     def is_ready(self) -> bool:
-        """A model is loaded and matches the current choice (precision is applied at run time)."""
+        """A model is loaded and matches the current choice (SAM 2's precision is applied at run time)."""
         if self.model is None or self.loaded_choice is None:
             return False
         current, loaded = self.choice(), self.loaded_choice
+        if current.name == "lite_medsam" and (current.engine, current.precision) != (loaded.engine, loaded.precision):
+            return False  # LiteMedSAM's engine and encoder precision are chosen when loading
         return (current.name, current.checkpoint, current.device) == (loaded.name, loaded.checkpoint, loaded.device)
 
     def refresh_status(self) -> None:
@@ -216,7 +226,8 @@ class ModelPanel(QWidget):
 
         def on_loaded(model: Any) -> None:
             self.model, self.loaded_choice = model, choice
-            self.status_label.setText(f"{choice.name} loaded on {next(model.parameters()).device}")
+            engine = f" ({model.engine}, {model.engine_precision})" if hasattr(model, "engine_precision") else ""
+            self.status_label.setText(f"{choice.name} loaded on {next(model.parameters()).device}{engine}")
             self.model_loaded.emit(model, choice)
             if then is not None:
                 then(model)

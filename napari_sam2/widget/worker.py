@@ -79,13 +79,21 @@ class ModelChoice:
     checkpoint: Optional[str] = None
     device: Optional[str] = None  # None: cuda, then mps, then cpu
     precision: str = "fp32"
+    engine: str = "auto"  # LiteMedSAM: auto, torch, onnxruntime, openvino (SAM 2: always torch)
+
+
+LOAD_TIME_PRECISIONS = ("auto", "fp32", "bf16")  # LiteMedSAM's encoder precision is chosen when loading
 
 
 def load_model(choice: ModelChoice):
     """Build and load the chosen model (runs in a worker thread)."""
     import sam2core
 
-    return sam2core.load_model(choice.name, checkpoint=choice.checkpoint or None, device=choice.device)
+    options = {}
+    if choice.name == "lite_medsam":
+        precision = choice.precision if choice.precision in LOAD_TIME_PRECISIONS else "fp32"
+        options = {"engine": choice.engine, "precision": precision}
+    return sam2core.load_model(choice.name, checkpoint=choice.checkpoint or None, device=choice.device, **options)
 
 
 def download_steps(name: str, cancel: threading.Event) -> Generator[tuple, None, Any]:

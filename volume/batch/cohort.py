@@ -225,6 +225,8 @@ def segment_cohort(
     threads_per_worker: Optional[int] = None,
     segmenter: Optional[Callable] = None,
     device: Optional[str] = None,
+    engine: str = "auto",
+    precision: str = "auto",
     retries: int = 2,
     progress: ProgressLike = True,
     cancel: Optional[threading.Event] = None,
@@ -235,6 +237,7 @@ def segment_cohort(
     client: a `distributed.Client` to run on (or a scheduler address); None starts a
     `LocalCluster` of `workers` processes x `threads_per_worker` threads (closed at the end).
     segmenter: picklable `segmenter(scan, job) -> Segmentation`; default `SessionSegmenter(model)`.
+    engine/precision: what runs LiteMedSAM on the workers (`sam2core.load_model`; default auto).
     Scans whose output is already complete and valid are skipped; failures become `failed`
     rows in `out_dir/summary.csv` and never stop the batch. `progress` True shows a tqdm bar of
     scans done / total (finished earlier count as done), or is called as `progress(done, total)`;
@@ -247,7 +250,7 @@ def segment_cohort(
     jobs = load_jobs(manifest)  # raises ManifestError before any work
     if segmenter is None:
         _check_models(jobs, model)
-        segmenter = SessionSegmenter(model=model, device=device)
+        segmenter = SessionSegmenter(model=model, device=device, engine=engine, precision=precision)
     default_model = getattr(segmenter, "model", None) or model or DEFAULT_MODEL
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
