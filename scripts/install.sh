@@ -25,7 +25,7 @@ PY=${PYTHON:-python3}
 pip install -q --upgrade pip setuptools wheel
 # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build from the index.
 pip install -q torch==2.14.1 torchvision==0.29.1
-pip install -q -e '.[napari,batch,pacs,oracle,test]'
+pip install -q -e '.[napari,batch,pacs,fast,oracle,test]'
 # The official SAM 2 package is a test oracle only (parity on random weights). Its sdist
 # must build without CUDA and without pulling its pinned dependencies.
 python -c "import sam2" 2>/dev/null || SAM2_BUILD_CUDA=0 pip install -q --no-deps --no-build-isolation sam2==1.1.0
