@@ -9,6 +9,8 @@ modality rescale (slope/intercept) of each slice or frame is applied to that sli
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from scanio.errors import (
     NotAScanError,
     NotVolumeError,
     ReadCancelledError,
+    ScanIOError,
     SeriesNotFoundError,
 )
 from scanio.limits import check_regular_file, check_size, is_regular_file
@@ -72,6 +75,29 @@ class _Frame:
     cols: int
     slope: float = 1.0
     intercept: float = 0.0
+
+
+@contextlib.contextmanager
+def damaged_header_guard(path):
+    """Turn the assorted errors pydicom raises on damaged elements (parsed lazily, on first
+    access) into a `CorruptFileError` naming the file; scanio's own errors pass through."""
+    try:
+        yield
+    except (ScanIOError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on damaged values
+        raise CorruptFileError(
+            f"{path}: damaged DICOM header ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})",
+            Path(path)) from exc
+
+
+def _guarded(function):
+    """Decorator: `damaged_header_guard` around a reader whose first argument is the path."""
+    @functools.wraps(function)
+    def wrapper(path, *args, **kwargs):
+        with damaged_header_guard(path):
+            return function(path, *args, **kwargs)
+    return wrapper
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -168,13 +194,14 @@ def scan_folder(folder: Path) -> tuple[dict[str, list[tuple[Path, object]]], int
     ignored = len(special)
     for path in files:
         ds = read_header(path)
-        if ds is None or not _is_image(ds):
-            if ds is not None and _claims_image(ds):
-                raise CorruptFileError(
-                    f"{path}: DICOM image file without Rows/Columns: truncated or damaged", path)
-            ignored += 1
-            continue
-        groups.setdefault(str(ds.get("SeriesInstanceUID", "") or ""), []).append((path, ds))
+        with damaged_header_guard(path):
+            if ds is None or not _is_image(ds):
+                if ds is not None and _claims_image(ds):
+                    raise CorruptFileError(
+                        f"{path}: DICOM image file without Rows/Columns: truncated or damaged", path)
+                ignored += 1
+                continue
+            groups.setdefault(str(ds.get("SeriesInstanceUID", "") or ""), []).append((path, ds))
     if not groups:
         raise NotAScanError(
             f"{folder}: no DICOM image files found among {len(files)} file(s); "
@@ -204,6 +231,7 @@ def series_info(uid: str, members: Sequence[tuple[Path, object]]) -> SeriesInfo:
     )
 
 
+@_guarded
 def list_series(folder) -> list[SeriesInfo]:
     """The DICOM image series under `folder` (searched recursively), largest first."""
     folder = Path(folder)
@@ -617,7 +645,8 @@ def read_frames(where: Path, members: Sequence[tuple[Path, object]], uid: str,
     opts = opts or ReadOptions()
     frames: list[_Frame] = []
     for path, ds in members:
-        frames.extend(frames_of(path, ds))
+        with damaged_header_guard(path):
+            frames.extend(frames_of(path, ds))
     geo = check_and_sort(frames, where)
     check_size(where, (len(geo.frames), geo.frames[0].rows, geo.frames[0].cols), 4, "DICOM series")
     first_ds = members[0][1]
@@ -653,6 +682,7 @@ def read_frames(where: Path, members: Sequence[tuple[Path, object]], uid: str,
     )
 
 
+@_guarded
 def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
                       opts: Optional[ReadOptions] = None) -> Scan:
     """Read one DICOM series from a folder (the only one, or `series_uid`)."""
@@ -686,6 +716,7 @@ def read_dicom_folder(folder: Path, series_uid: Optional[str] = None,
     return scan
 
 
+@_guarded
 def read_dicom_file(path: Path, ds, opts: Optional[ReadOptions] = None) -> Scan:
     """Read a DICOM file: multi-frame as its own volume, a single slice with its series siblings."""
     if str(ds.get("Modality", "")) == "SEG":

@@ -151,10 +151,13 @@ def compare_forms(path: Path, image, info: HeaderInfo) -> None:
     used[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ direction @ np.diag(spacing)
     used[:3, 3] = np.diag([-1.0, -1.0, 1.0]) @ np.array(image.GetOrigin()[:3], dtype=np.float64)
     forms = {}
-    if int(hdr["qform_code"]) > 0:
-        forms["qform"] = hdr.get_qform()
-    if int(hdr["sform_code"]) > 0:
-        forms["sform"] = hdr.get_sform()
+    for name, code in (("qform", "qform_code"), ("sform", "sform_code")):
+        if int(hdr[code]) > 0:
+            try:
+                forms[name] = hdr.get_qform() if name == "qform" else hdr.get_sform()
+            except Exception as exc:  # noqa: BLE001 - nibabel refuses e.g. negative pixdim
+                info.warnings.append(f"{path}: the {name} cannot be evaluated ({exc}); geometry "
+                                     "taken as ITK reads it — check the file")
     if not forms:
         return
 
