@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 from napari_sam2.layers import SCAN_KEY, is_ct_like, labels_colormap, layer_geometry, window_limits
 from napari_sam2.widget.model_panel import ModelPanel
 from napari_sam2.widget.objects import ObjectList
+from napari_sam2.widget.pacs import PacsControls
 from napari_sam2.widget.prompts import PromptLayers
 from napari_sam2.widget.propagation import (
     DIRECTIONS,
@@ -72,6 +73,8 @@ class SegmentationWidget(QWidget):
         scan_form.addRow("image", self.image_combo)
         scan_form.addRow("axis", self.axis_combo)
         scan_form.addRow("window", self.window_combo)
+        self.pacs = PacsControls(self)  # "Open from PACS…" and "Send SEG to PACS" (widget/pacs.py)
+        scan_form.addRow(self.pacs.open_button)
 
         # --- model -------------------------------------------------------------------
         self.model_panel = ModelPanel()
@@ -139,7 +142,7 @@ class SegmentationWidget(QWidget):
         layout = QVBoxLayout(content)
         for part in (scan_box, model_box, objects_box, run_box):
             layout.addWidget(part)
-        layout.addWidget(self.export_button)
+        layout.addLayout(self.pacs.export_row(self.export_button))
         layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -350,6 +353,7 @@ class SegmentationWidget(QWidget):
         self.cancel_button.setEnabled(running)
         self.undo_button.setEnabled(not running and bool(self._history))
         self.export_button.setEnabled(not running)
+        self.pacs.send_button.setEnabled(not running and not self.pacs.is_sending())
 
     def propagate(self, direction: Optional[str] = None):
         """Send new prompts and propagate (in workers); returns nothing, progress shows in the UI."""
@@ -447,8 +451,10 @@ class SegmentationWidget(QWidget):
         self.last_run["cancelled"] = result.cancelled
         what = "cancelled" if result.cancelled else "done"
         voxel_ml = float(np.prod(scan_from_image_layer(self.image_layer()).spacing_mm)) / 1000.0
+        windows = getattr(result.session, "object_windows", {}) if result.session is not None else {}
         volumes = ", ".join(
-            f"{getattr(self.objects.get(obj), 'name', obj)}: {n * voxel_ml:.1f} ml" for obj, n in result.voxels.items())
+            f"{getattr(self.objects.get(obj), 'name', obj)}: {n * voxel_ml:.1f} ml"
+            + (f" (window {windows[obj].name})" if obj in windows else "") for obj, n in result.voxels.items())
         self.status.setText(f"{what}: {result.slices_done} slices in {result.seconds:.1f} s; {volumes or 'nothing found'}")
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
