@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import inspect
 import threading
-from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -42,49 +41,15 @@ from volume.errors import (
     VolumeError,
 )
 from volume.session_parts import Progress, ProgressCallback, Prompt, SliceResult, Unit, crop_result
+from volume.session_setup import _as_scan, _resolve_model
 from volume.slicing import SliceGeometry, slicing_axis
-from volume.tracks import Track, TrackSet
+from volume.tracks import Track, TrackSet, mask_box_fit
 from volume.windowing import Window, WindowSpec, is_ct, resolve_window
 
 SliceCallback = Callable[[int, np.ndarray], Any]
 
 MAX_OBJECT_ID = int(np.iinfo(np.uint16).max)
-
-
-@dataclass
-class _ArrayScan:
-    """Minimal scan for a bare `(z, y, x)` array: unit spacing, identity direction."""
-
-    array: np.ndarray
-    spacing_mm: tuple = (1.0, 1.0, 1.0)
-    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
-    modality: str = "OT"
-
-
-def _as_scan(scan: Any) -> Any:
-    if isinstance(scan, np.ndarray):
-        scan = _ArrayScan(scan)
-    elif isinstance(scan, (str, bytes)) or hasattr(scan, "__fspath__"):
-        from scanio import read_scan
-
-        scan = read_scan(scan)
-    array = getattr(scan, "array", None)
-    if array is None or np.ndim(array) != 3:
-        raise VolumeError(f"a scan must hold a 3D (z, y, x) array; got {type(scan).__name__} "
-                          f"with shape {None if array is None else np.shape(array)}")
-    return scan
-
-
-def _resolve_model(model: Any, device: Any, checkpoint: Any) -> Any:
-    if isinstance(model, str):
-        from sam2core.build import load_model
-
-        return load_model(model, checkpoint=checkpoint, device=device)
-    if device is not None and hasattr(model, "to"):
-        import torch
-
-        model = model.to(torch.device(device))
-    return model
+_PROBE_OBJECT = MAX_OBJECT_ID + 1  # a temporary object for trying a window (never a label value)
 
 
 class Session:
@@ -98,6 +63,8 @@ class Session:
     (lung, bone or soft tissue: `object_windows`); an explicit window holds for every object. `absent_slices`: a propagation direction stops for an object once it
     has been absent on that many consecutive slices. `cleanup`: after a full propagation,
     keep only each object's 3D component connected to its prompts and fill holes.
+    `embedding_store`: None, "auto" (the user cache) or a folder: image embeddings persist on
+    disk, so a later session on the same scan encodes nothing (image models).
     """
 
     def __init__(
@@ -113,6 +80,7 @@ class Session:
         checkpoint: Any = None,
         predictor: Any = None,
         predictor_options: Optional[dict] = None,
+        embedding_store: Any = None,
     ):
         self.scan = _as_scan(scan)
         array = np.asarray(self.scan.array)
@@ -131,8 +99,13 @@ class Session:
         self.model = _resolve_model(model, device, checkpoint)
         if predictor is None:
             from sam2core.build import make_predictor
+            from volume.precompute import resolve_embedding_store
 
-            predictor = make_predictor(self.model, **(predictor_options or {}))
+            options = dict(predictor_options or {})
+            store = resolve_embedding_store(embedding_store)
+            if store is not None and getattr(self.model, "is_image_model", False):
+                options.setdefault("embedding_store", store)
+            predictor = make_predictor(self.model, **options)
         self.predictor = predictor
 
         self._tracks = TrackSet(array, self.geometry, self.window, self.window_per_object, self.predictor.init_state)
@@ -316,7 +289,8 @@ class Session:
                 f"slice {s} is outside object {obj}'s extent {extent[0]}..{extent[1]}; widen it with set_extent")
         points = np.asarray(prompt.points, dtype=np.float32).reshape(-1, 2) if prompt.points else None
         labels = np.asarray(prompt.labels, dtype=np.int32) if prompt.points else None
-        state = self._tracks.for_prompt(obj, s, prompt.box, points, labels, prompt.mask).state
+        state = self._tracks.for_prompt(obj, s, prompt.box, points, labels, prompt.mask,
+                                        box_fit=lambda track: self._box_fit(track, s, prompt.box)).state
         if prompt.mask is not None:
             _, obj_ids, logits = self.predictor.add_new_mask(state, s, obj, prompt.mask)
         else:
@@ -331,6 +305,14 @@ class Session:
         self._store(obj, s, row, max(score, 1e-3) if (row > 0).any() else score)
         self._compose(s)
         return self._raw[self.geometry.index(s)] == obj
+
+    def _box_fit(self, track: Track, s: int, box: np.ndarray) -> float:
+        """How well the model's mask for `box` on slice `s`, in `track`'s window, fills the box."""
+        probe = _PROBE_OBJECT
+        _, obj_ids, logits = self.predictor.add_new_points_or_box(track.state, s, probe, box=box)
+        mask = _as_numpy(logits[list(obj_ids).index(probe), 0]) > 0
+        self.predictor.remove_object(track.state, probe)
+        return mask_box_fit(mask, box)
 
     # ----------------------------------------------------------- bookkeeping
     def _object_scores(self, state: Any) -> dict:
@@ -390,6 +372,26 @@ class Session:
         self._tracks.of_object.clear()
         self._extents.clear()
         self._clear()
+
+    # ------------------------------------------------- undo and background work
+    def snapshot(self) -> Any:
+        """A snapshot of prompts, results and tracking state for `restore` (undo; see volume.snapshot)."""
+        from volume.snapshot import take_snapshot
+
+        return take_snapshot(self)
+
+    def restore(self, snapshot: Any) -> None:
+        """Put the session back as it was at `snapshot` (labels included)."""
+        from volume.snapshot import restore_snapshot
+
+        restore_snapshot(self, snapshot)
+
+    def precompute(self, progress: Optional[ProgressCallback] = None, cancel: Optional[threading.Event] = None,
+                   order: str = "outward", center: Any = None, pause: Optional[threading.Event] = None) -> int:
+        """Encode slices ahead, outward from `center` (an index or a callable); see volume.precompute."""
+        from volume.precompute import precompute
+
+        return precompute(self, progress, cancel, order, center, pause)
 
     # ----------------------------------------------------------------- extent
     def set_extent(self, obj_id: int, first: Optional[int], last: Optional[int]) -> None:

@@ -9,6 +9,7 @@ docs/interfaces.md).
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any, Collection, Iterator, Optional
@@ -64,14 +65,23 @@ class _Output:
         return out
 
 
+def store_key(signature: str, frame: Any) -> str:
+    from sam2core.predictor.embedding_store import frame_key
+
+    return frame_key(signature, frame)
+
+
 class CarryingPredictor:
     """Streaming predictor API (SAM 2 call shapes) for image models, by prompt carrying.
 
     `image_model` has `encode_image(frame)` and `decode(embedding, ...)`; `cache_size`
     embeddings are kept (LRU); `config` sets the carrying strategy (`CarryConfig`).
+    `embedding_store`: an `EmbeddingStore` (or None) where embeddings persist on disk, looked
+    up before encoding (see `sam2core.predictor.embedding_store`).
     """
 
-    def __init__(self, image_model: Any, cache_size: int = 32, config: Optional[CarryConfig] = None, **overrides):
+    def __init__(self, image_model: Any, cache_size: int = 32, config: Optional[CarryConfig] = None,
+                 embedding_store: Any = None, **overrides):
         if not hasattr(image_model, "encode_image") or not hasattr(image_model, "decode"):
             raise TypeError(f"{type(image_model).__name__} is not an image model (needs encode_image and decode)")
         self.model = image_model
@@ -80,6 +90,9 @@ class CarryingPredictor:
         if overrides:
             config = replace(config, **overrides)
         self.config = config
+        self.embedding_store = embedding_store
+        self._signature: Optional[str] = None
+        self._encode_lock = threading.RLock()  # a background precompute and a prompt share the model
 
     # ------------------------------------------------------------------ state
     def init_state(self, frames: FrameSource) -> dict:
@@ -136,19 +149,51 @@ class CarryingPredictor:
         """`(H, W)` first channel of the frame in [0, 1] (kept with its embedding)."""
         return self._encoded(state, frame_idx)[1]
 
+    def encode_frame(self, state: dict, frame_idx: int) -> bool:
+        """Make sure `frame_idx` is encoded (RAM LRU and store); True if the model had to run."""
+        before = state["num_encoded"]
+        self._encoded(state, self._check_frame(state, frame_idx))
+        return state["num_encoded"] > before
+
+    def is_encoded(self, state: dict, frame_idx: int) -> bool:
+        """Whether `frame_idx`'s embedding is in the RAM LRU (without making the frame)."""
+        return int(frame_idx) in state["cache"]
+
     def _encoded(self, state: dict, frame_idx: int) -> tuple[Any, torch.Tensor]:
-        cache: OrderedDict = state["cache"]
-        if frame_idx in cache:
-            cache.move_to_end(frame_idx)
+        with self._encode_lock:
+            cache: OrderedDict = state["cache"]
+            if frame_idx in cache:
+                cache.move_to_end(frame_idx)
+                return cache[frame_idx]
+            frame = state["frames"][frame_idx]
+            state["frame_hw"] = tuple(int(v) for v in frame.shape[-2:])
+            embedding = self._stored_or_encoded(state, frame_idx, frame)
+            cache[frame_idx] = (embedding, torch.as_tensor(frame[0]).float().cpu())
+            while len(cache) > self.cache_size:
+                cache.popitem(last=False)
             return cache[frame_idx]
-        frame = state["frames"][frame_idx]
-        state["frame_hw"] = tuple(int(v) for v in frame.shape[-2:])
+
+    def _stored_or_encoded(self, state: dict, frame_idx: int, frame: Any) -> Any:
+        store = self.embedding_store
+        if store is None:
+            state["num_encoded"] += 1
+            return self.model.encode_image(frame)
+        from sam2core.predictor.embedding_store import group_id, join_embedding, model_signature, split_embedding
+
+        if self._signature is None:
+            self._signature = model_signature(self.model)
+        key = store_key(self._signature, frame)
+        embedding = store.get(key)
+        if embedding is not None:
+            state["num_from_store"] = state.get("num_from_store", 0) + 1
+            return embedding
         embedding = self.model.encode_image(frame)
         state["num_encoded"] += 1
-        cache[frame_idx] = (embedding, torch.as_tensor(frame[0]).float().cpu())
-        while len(cache) > self.cache_size:
-            cache.popitem(last=False)
-        return cache[frame_idx]
+        if "store_group" not in state:
+            state["store_group"] = group_id(self._signature, state["num_frames"], key)
+        store.put(key, embedding, state["store_group"], frame_idx, state["num_frames"])
+        tensor, meta = split_embedding(embedding)  # the same float16 numbers whether encoded now or stored
+        return join_embedding(tensor.to(torch.float16).to(tensor.device), meta)
 
     def _decode(self, embedding: Any, **prompts) -> tuple[torch.Tensor, torch.Tensor]:
         logits, iou = self.model.decode(embedding, **prompts)
