@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from volume.slicing import SliceGeometry
-from volume.windowing import Window, choose_object_window
+from volume.windowing import AMBIGUOUS_AIR_SHARE, Window, air_share, choose_object_window, preset_window
 
 
 @dataclass
@@ -59,6 +59,32 @@ def prompt_centre_values(plane: np.ndarray, box_frame: Optional[np.ndarray], poi
     return np.concatenate(values) if values else plane.reshape(-1)[:0]
 
 
+BOX_FIT_MARGIN = 0.05  # lung must fit the box this much better than soft tissue to be chosen
+
+
+def box_values(plane: np.ndarray, box_frame: np.ndarray) -> np.ndarray:
+    """Raw values of a slice `(rows, cols)` inside a frame box `(x0, y0, x1, y1)`."""
+    h, w = plane.shape
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box_frame)
+    return plane[max(y0, 0):min(y1, h - 1) + 1, max(x0, 0):min(x1, w - 1) + 1].reshape(-1)
+
+
+def mask_box_fit(mask: np.ndarray, box_frame: np.ndarray) -> float:
+    """IoU of a mask's bounding box with the drawn box `(x0, y0, x1, y1)` (a tight box is drawn around the object)."""
+    rows = np.flatnonzero(np.asarray(mask).any(axis=1))
+    cols = np.flatnonzero(np.asarray(mask).any(axis=0))
+    if rows.size == 0:
+        return 0.0
+    x0, y0, x1, y1 = (float(v) for v in box_frame)
+    a = (cols[0], rows[0], cols[-1], rows[-1])
+    iw = min(a[2], x1) - max(a[0], x0) + 1
+    ih = min(a[3], y1) - max(a[1], y0) + 1
+    inter = max(iw, 0) * max(ih, 0)
+    area_a = (a[2] - a[0] + 1) * (a[3] - a[1] + 1)
+    area_b = (x1 - x0 + 1) * (y1 - y0 + 1)
+    return float(inter / (area_a + area_b - inter))
+
+
 class TrackSet:
     """The session's tracks: one per window in use, created on demand."""
 
@@ -93,14 +119,25 @@ class TrackSet:
         return self.tracks[key]
 
     def for_prompt(self, obj: int, slice_index: int, box_frame=None, points_xy=None, labels=None,
-                   mask=None) -> Track:
-        """The object's track; on its first prompt, the window is chosen from what the prompt holds."""
+                   mask=None, box_fit: Optional[Callable[[Track], float]] = None) -> Track:
+        """The object's track; on its first prompt, the window is chosen from what the prompt holds.
+
+        A box with some air whose centre is soft tissue is ambiguous (the lung around an organ,
+        or the organ?): `box_fit(track)` — how well the model's mask in that track's window
+        fills the drawn box — decides between soft tissue and lung, soft tissue unless lung
+        fits clearly better.
+        """
         if obj in self.of_object:
             return self.of_object[obj]
         window = self.default_window
         if self.per_object:
             plane = self._geometry.take(self._array, slice_index)
             window = choose_object_window(prompt_centre_values(plane, box_frame, points_xy, labels, mask))
+            if window.name == "soft_tissue" and box_frame is not None and box_fit is not None \
+                    and air_share(box_values(plane, box_frame)) >= AMBIGUOUS_AIR_SHARE:
+                soft, lung = self.track(window), self.track(preset_window("lung"))
+                if box_fit(lung) >= box_fit(soft) + BOX_FIT_MARGIN:
+                    window = lung.window
         track = self.track(window)
         track.objects.add(obj)
         self.of_object[obj] = track

@@ -109,12 +109,16 @@ def resolve_window(spec: WindowSpec, array: np.ndarray, modality: str = "OT") ->
     )
 
 
-# What the centre of a prompt holds, in HU, decides the window of a CT object (physics, not
-# fitted): mostly air (lung, airway, bowel gas) -> lung window; bone-dense -> bone window;
-# anything else -> soft tissue. Snapped to presets so that objects share slice embeddings.
+# What a prompt holds, in HU, decides the window of a CT object (physics, not fitted): a
+# centre mostly of air (lung, airway, bowel gas) -> lung window; a bone-dense centre -> bone
+# window; anything else -> soft tissue. Windows snap to presets so objects share encodes.
 AIR_HU = -400.0
 BONE_HU = 300.0
 AIR_SHARE = 0.5
+# A box with this share of air whose centre is not air (a lung lobe's crescent around the
+# liver dome, a nodule in the lung) may mean the air-filled structure or the tissue: the model
+# decides (`volume.tracks`: the window whose mask fits the drawn box best).
+AMBIGUOUS_AIR_SHARE = 0.1
 
 
 def choose_object_window(values_hu: np.ndarray) -> Window:
@@ -127,14 +131,21 @@ def choose_object_window(values_hu: np.ndarray) -> Window:
     values = np.asarray(values_hu, dtype=np.float32).reshape(-1)
     values = values[np.isfinite(values)]
     if values.size == 0:
-        return Window.from_level_width(*CT_PRESETS["soft_tissue"], name="soft_tissue")
+        return preset_window("soft_tissue")
     if float(np.mean(values <= AIR_HU)) >= AIR_SHARE:
-        name = "lung"
-    elif float(np.median(values)) >= BONE_HU:
-        name = "bone"
-    else:
-        name = "soft_tissue"
+        return preset_window("lung")
+    if float(np.median(values)) >= BONE_HU:
+        return preset_window("bone")
+    return preset_window("soft_tissue")
+
+
+def preset_window(name: str) -> Window:
     return Window.from_level_width(*CT_PRESETS[name], name=name)
+
+
+def air_share(values_hu: np.ndarray) -> float:
+    values = np.asarray(values_hu, dtype=np.float32).reshape(-1)
+    return float(np.mean(values <= AIR_HU)) if values.size else 0.0
 
 
 def is_ct(array: np.ndarray, modality: str = "OT") -> bool:

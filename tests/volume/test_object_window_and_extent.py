@@ -186,3 +186,39 @@ def test_leaking_object_is_judged_gone_by_its_appearance():
                         CarryConfig(margin_ratios=(0.0,), appearance_gate=0.0, min_appearance=0.5),
                         plane=torch.from_numpy(band_only), appearance=appearance)
     assert result.signals["appearance"] < 0.5 and result.score <= 0
+
+
+def _trackset(array):
+    from volume.slicing import SliceGeometry
+    from volume.tracks import TrackSet
+    from volume.windowing import preset_window
+
+    return TrackSet(array, SliceGeometry(array.shape, 0), preset_window("soft_tissue"), True, lambda frames: {})
+
+
+@pytest.mark.parametrize("lung_fit, soft_fit, expected", [(0.9, 0.5, "lung"), (0.5, 0.9, "soft_tissue"),
+                                                          (0.72, 0.7, "soft_tissue")])
+def test_box_with_air_around_soft_centre_is_decided_by_box_fit(lung_fit, soft_fit, expected):
+    vol = np.full((3, 40, 40), 40, dtype=np.int16)
+    vol[:, 10:30, 10:16] = -850  # a crescent of lung beside soft tissue inside the box
+    tracks = _trackset(vol)
+    fits = {"lung": lung_fit, "soft_tissue": soft_fit}
+    track = tracks.for_prompt(1, 1, box_frame=np.array([10, 10, 29, 29], np.float32),
+                              box_fit=lambda t: fits[t.window.name])
+    assert track.window.name == expected
+
+
+def test_box_without_air_never_tries_the_lung_window():
+    tracks = _trackset(np.full((3, 40, 40), 40, dtype=np.int16))
+    track = tracks.for_prompt(1, 1, box_frame=np.array([10, 10, 29, 29], np.float32),
+                              box_fit=lambda t: pytest.fail("no window trial expected"))
+    assert track.window.name == "soft_tissue" and len(tracks.tracks) == 1
+
+
+def test_mask_box_fit_is_one_for_a_mask_filling_the_box():
+    from volume.tracks import mask_box_fit
+
+    mask = np.zeros((20, 20), bool)
+    mask[5:11, 4:15] = True
+    assert mask_box_fit(mask, np.array([4, 5, 14, 10])) == pytest.approx(1.0)
+    assert mask_box_fit(mask, np.array([0, 0, 19, 19])) == pytest.approx(66 / 400)
