@@ -21,7 +21,6 @@ import importlib.util
 import json
 import os
 import socket
-import struct
 import zlib
 from pathlib import Path
 
