@@ -80,10 +80,8 @@ def validate_nifti(path: Path) -> HeaderInfo:
     hdr = read_nifti_header(path)
     gz = path.name.lower().endswith(".gz")
     magic = bytes(hdr["magic"]).rstrip(b"\x00")
-    if magic in (b"ni1", b"ni2"):
-        raise bad(path, f"magic {magic!r} says the voxels are in a separate .img file; only "
-                        "single-file NIfTI (.nii, .nii.gz) is read")
-    if magic not in (b"n+1", b"n+2"):
+    pair_magic = magic in (b"ni1", b"ni2")
+    if magic not in (b"n+1", b"n+2", b"ni1", b"ni2"):
         raise bad(path, f"magic {magic!r} is not a NIfTI magic ('n+1'/'n+2')")
     dim = [int(v) for v in hdr["dim"]]
     ndim = dim[0]
@@ -111,6 +109,9 @@ def validate_nifti(path: Path) -> HeaderInfo:
     info = HeaderInfo(path=path, fmt="NIfTI", sizes=tuple(sizes), itemsize=itemsize,
                       data_path=path, data_offset=int(vox_offset),
                       compression="gzip" if gz else "raw")
+    if pair_magic:  # ITK reads the voxels from this file at vox_offset, never from a .img beside it
+        info.warnings.append(f"{path}: NIfTI magic {magic.decode()!r} (header/image pair) in a single "
+                             f"file: voxels read from this file at byte {int(vox_offset)}")
     _check_geometry(path, hdr, ndim, info)
     return info
 
@@ -121,10 +122,12 @@ def _check_geometry(path: Path, hdr, ndim: int, info: HeaderInfo) -> None:
     for k, p in enumerate(spatial, start=1):
         if not math.isfinite(p) or p == 0:
             raise bad(path, f"pixdim[{k}] = {p}; voxel sizes must be finite and non-zero")
+    qcode, scode = int(hdr["qform_code"]), int(hdr["sform_code"])
     if any(p < 0 for p in spatial):
+        if qcode > 0:  # the qform's rotation is then ambiguous: ITK and nibabel disagree
+            raise bad(path, f"negative pixdim {spatial} with a qform: the orientation is ambiguous")
         info.warnings.append(
             f"{path}: negative pixdim {spatial}: voxel sizes taken as their absolute values")
-    qcode, scode = int(hdr["qform_code"]), int(hdr["sform_code"])
     if qcode > 0:
         quat = [float(hdr[k]) for k in ("quatern_b", "quatern_c", "quatern_d")]
         offset = [float(hdr[k]) for k in ("qoffset_x", "qoffset_y", "qoffset_z")]

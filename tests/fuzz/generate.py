@@ -151,7 +151,7 @@ def nifti_cases(gen: Gen) -> None:
         "voxoffset-0": field("vox_offset", 0), "voxoffset-100": field("vox_offset", 100),
         "voxoffset-353": field("vox_offset", 353), "voxoffset-1e9": field("vox_offset", 1e9),
         "voxoffset-neg": field("vox_offset", -352), "voxoffset-frac": field("vox_offset", 352.5),
-        "quatern-big": field("quatern_b", 7.0), "magic-ni1": field("magic", b"ni1"),
+        "quatern-big": field("quatern_b", 7.0),
         "magic-garbage": field("magic", b"xyz"), "dim4-2": lambda h: (field("dim", 4, 0)(h), field("dim", 2, 4)(h)),
         "sform-singular": lambda h: (field("srow_x", np.zeros(4))(h), field("qform_code", 0)(h)),
     }
@@ -191,6 +191,7 @@ def nifti_cases(gen: Gen) -> None:
         h.set_sform(aff, code=2)
         h.set_qform(None, code=0)
     for name, mutate in (("forms-disagree", sform_shift), ("sform-vs-pixdim", sform_scale),
+                         ("magic-ni1", field("magic", b"ni1")),
                          ("pixdim-negative", field("pixdim", -SPACING_XYZ[0], 1))):
         gen.add(f"nii-{name}", "nifti", "inconsistent", "warn",
                 path=_write(gen.folder(f"nii-{name}") / "scan.nii", _nifti_bytes(gen, mutate)))
