@@ -41,6 +41,33 @@ def check_device(device: Optional[str]) -> None:
         raise BadInputError(f"--device {device}: no Intel XPU here; use --device cpu")
 
 
+def check_window_text(spec: Optional[str]) -> None:
+    """`--window LEVEL,WIDTH`: two finite numbers, width > 0 (presets are checked with the scan)."""
+    if spec is None or not any(sep in spec for sep in ",/"):
+        return
+    from volume.windowing import Window
+
+    parts = spec.replace("/", ",").split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError(f"expected LEVEL,WIDTH, got {spec!r}")
+        Window.from_level_width(float(parts[0]), float(parts[1]))
+    except ValueError as exc:
+        raise BadInputError(f"--window {spec!r}: {exc}; use LEVEL,WIDTH in HU, e.g. 40,400") from None
+
+
+def check_model_name(name: Optional[str]) -> None:
+    """`--model`: a name the model store knows (checked before the scan is read)."""
+    if name is None:
+        return
+    from sam2core.build import list_models
+
+    names = list_models()
+    if name not in names:
+        raise BadInputError(f"--model {name!r} is not a known model ({', '.join(names)}); see "
+                            "napari-sam2 models list")
+
+
 def check_output_file(out: Path) -> None:
     """`-o FILE`: its folder exists and it is not a folder itself (checked before any work)."""
     if out.is_dir():

@@ -93,11 +93,20 @@ def run(args) -> int:
         out = Path(args.output).expanduser()
         if out.exists() and not args.overwrite:
             raise BadArguments(f"{out} exists; choose another name or pass --overwrite")
-        from napari_sam2.cli.common import BadInputError, check_device, check_output_file
+        from napari_sam2.cli.common import (
+            BadInputError,
+            check_device,
+            check_model_name,
+            check_output_file,
+            check_window_text,
+        )
 
         try:
             check_output_file(out)
             check_device(args.device)
+            check_window_text(args.window)
+            if args.checkpoint is None:
+                check_model_name(args.model)
         except BadInputError as exc:
             raise BadArguments(str(exc)) from None
         location = remote.remote_location(args, path)
