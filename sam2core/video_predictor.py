@@ -4,20 +4,20 @@ Works with any model exposing the official `SAM2Base` interface (`image_size`,
 `forward_image`, `_prepare_backbone_features`, `track_step`, `_encode_new_memory`,
 `_apply_non_overlapping_constraints`, `num_maskmem`, `max_obj_ptrs_in_encoder`, ...): our
 `sam2core` SAM2 model or the official one. Semantics follow `sam2==1.1.0`'s
-`SAM2VideoPredictor` (objects tracked one by one, prompts consolidated into memory when
-propagation starts), with three differences that change nothing the model can see:
+`SAM2VideoPredictor` (prompts consolidated into memory when propagation starts, every
+tracked frame's output kept for later corrections), with differences that change nothing
+the model can see:
 
-- frames are fetched from the source only when a frame is encoded, and image features live
-  in a small LRU cache (`feature_cache_size`) instead of all frames being loaded up front;
-- each object's memory bank keeps its conditioning frames and, around the frame just tracked
-  and around every conditioning frame, the outputs the model can still read (spatial memory
-  for `num_maskmem - 1` frames, object pointers for `max_obj_ptrs_in_encoder - 1` frames);
-  everything older is dropped, so memory stays flat however long the sequence;
+- frames are fetched from the source only when a frame is encoded, and each frame is
+  encoded once per session: image features live in a small LRU cache in RAM and, once
+  pushed out, in a temporary folder (the official predictor loads every frame up front and
+  re-encodes a frame on every call that visits it);
+- each tracked output keeps its object pointer in RAM; its mask logits and spatial memory
+  stay in RAM only near the frame being tracked and near conditioning frames, and move to
+  the temporary folder otherwise, so resident memory stays flat however long the sequence
+  while a correction anywhere reads exactly what the official predictor would give it
+  (that frame's previous mask logits as a mask prompt, its neighbours' memories);
 - outputs are yielded, not stored: the caller keeps the masks it wants.
-
-A consequence of the bound: a correction on a frame far (more than `max_obj_ptrs_in_encoder`
-frames) from both the last tracked frame and every prompted frame sees less history than the
-official predictor would give it (which keeps every frame's memory forever).
 
 Not reproduced: the official `fill_hole_area` post-processing (it needs the CUDA extension
 and is skipped on CPU by the official code too). Objects with the same memory layout are
@@ -29,7 +29,8 @@ run through the model as one batch (`batch_objects`); the model's
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Optional, Sequence, Union
+from pathlib import Path
+from typing import Any, Collection, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -37,7 +38,9 @@ import torch.nn.functional as F
 
 from sam2core.errors import PromptError
 from sam2core.frames import FrameSource, LazyFrames, as_frame_source
+from sam2core.predictor.precision import Precision, autocast_dtype_for
 from sam2core.predictor.preprocess import ResizeMode, preprocess_frame
+from sam2core.predictor.stacked import StackedOutput
 from sam2core.predictor.state import (
     FeatureCache,
     FrameFeatures,
@@ -46,6 +49,7 @@ from sam2core.predictor.state import (
     MemoryBank,
     ObjectState,
     PendingOutput,
+    TensorStore,
 )
 
 # Mask logit standing for "no object here" (same value as the official NO_OBJ_SCORE).
@@ -58,16 +62,21 @@ class VideoPredictor:
     """Track objects through a frame sequence with a SAM 2 model, from point/box/mask prompts.
 
     `model`: a SAM 2 model in eval mode (its device is used). `feature_cache_size`: how many
-    frames' image features to keep (LRU). `non_overlap_masks`: keep only the highest-scoring
-    object at each output pixel. `add_all_frames_to_correct_as_cond`: a prompt on an
-    already-tracked frame makes it a conditioning frame (default True, so corrections steer
-    later propagation). `clear_non_cond_mem_around_input`: forget tracked memories around a
+    frames' image features to keep in RAM (LRU; older ones go to the offload folder).
+    `non_overlap_masks`: keep only the highest-scoring object at each output pixel.
+    `add_all_frames_to_correct_as_cond`: a prompt on an already-tracked frame makes it a
+    conditioning frame (default True, so corrections steer later propagation; the official
+    default is False). `clear_non_cond_mem_around_input`: forget tracked memories around a
     corrected frame. `resize_mode`: "pil" reproduces the official loader exactly (8-bit PIL
     bicubic), "torch" resizes in float precision. `memory_dtype`: storage dtype of spatial
-    memories (bfloat16 like the official predictor). `autocast_dtype`: optional
-    `torch.autocast` dtype for the model (e.g. `torch.bfloat16`), off by default.
-    `batch_objects`: track objects whose memories cover the same frames in one batch
-    (same results up to float rounding; one pass through the model per frame).
+    memories (bfloat16 like the official predictor). `precision`: "fp32" (default, equal to
+    the official predictor), "bf16" (autocast) or "auto" (bf16 only where the device runs it
+    natively: AVX-512 BF16 / AMX CPUs, CUDA with bf16). `batch_objects`: track objects whose
+    memories cover the same frames in one batch (same results up to float rounding).
+    `offload_dir`: where a session's temporary folder for offloaded tensors is created
+    (None: the system temporary directory; False: keep them in RAM, memory then grows with
+    the frames tracked). `feature_store_mib`: at most this many MiB of image features kept
+    in that folder (0: none, frames pushed out of RAM are encoded again when revisited).
     """
 
     def __init__(
@@ -79,11 +88,15 @@ class VideoPredictor:
         clear_non_cond_mem_around_input: bool = False,
         resize_mode: ResizeMode = "pil",
         memory_dtype: torch.dtype = torch.bfloat16,
-        autocast_dtype: Optional[torch.dtype] = None,
+        precision: Precision = "fp32",
         batch_objects: bool = True,
+        offload_dir: Union[str, Path, None, bool] = None,
+        feature_store_mib: int = 8192,
     ) -> None:
         if feature_cache_size < 1:
             raise ValueError(f"feature_cache_size must be at least 1, got {feature_cache_size}")
+        if offload_dir is True:
+            raise ValueError("offload_dir must be a folder, None (system temporary folder) or False (keep in RAM)")
         self.model = model
         self.feature_cache_size = feature_cache_size
         self.non_overlap_masks = non_overlap_masks
@@ -91,8 +104,11 @@ class VideoPredictor:
         self.clear_non_cond_mem_around_input = clear_non_cond_mem_around_input
         self.resize_mode = resize_mode
         self.memory_dtype = memory_dtype
-        self.autocast_dtype = autocast_dtype
+        self.precision = precision
+        self.autocast_dtype = autocast_dtype_for(precision, self.device)
         self.batch_objects = batch_objects
+        self.offload_dir = offload_dir
+        self.feature_store_mib = feature_store_mib
 
     # ------------------------------------------------------------------ model facts
     @property
@@ -136,13 +152,16 @@ class VideoPredictor:
         height = width = 0
         if isinstance(source, torch.Tensor):
             height, width = int(source.shape[-2]), int(source.shape[-1])
+        store = TensorStore(self.offload_dir)
+        feature_store = store if self.feature_store_mib > 0 else None
         return InferenceState(
             frames=source,
             num_frames=num_frames,
             video_height=height,
             video_width=width,
             device=self.device,
-            features=FeatureCache(self.feature_cache_size),
+            features=FeatureCache(self.feature_cache_size, feature_store, self.feature_store_mib * 2 ** 20),
+            store=store,
         )
 
     @torch.inference_mode()
@@ -181,7 +200,16 @@ class VideoPredictor:
         with self._autocast():
             backbone_out = self.model.forward_image(image)
             _, vision_feats, vision_pos_embeds, feat_sizes = self.model._prepare_backbone_features(backbone_out)
-        return FrameFeatures(list(vision_feats), list(vision_pos_embeds), [tuple(s) for s in feat_sizes])
+        # Compact copies: the backbone's full outputs are freed, and a frame read back from
+        # the offload folder has the same memory layout as one just encoded (same numerics).
+        vision_feats = [x.contiguous() for x in vision_feats]
+        shared = state.vision_pos_embeds
+        if shared is None or len(shared) != len(vision_pos_embeds) or not all(
+                a.shape == b.shape and torch.equal(a, b) for a, b in zip(shared, vision_pos_embeds)):
+            shared = [x.contiguous() for x in vision_pos_embeds]
+            if state.vision_pos_embeds is None:
+                state.vision_pos_embeds = shared
+        return FrameFeatures(vision_feats, shared, [tuple(s) for s in feat_sizes])
 
     def _frame_features(self, state: InferenceState, frame_idx: int) -> FrameFeatures:
         return state.features.get_or_compute(frame_idx, lambda i: self._encode_frame(state, i))
@@ -210,29 +238,6 @@ class VideoPredictor:
             state.maskmem_pos_enc = [x[0:1].clone() for x in pos_enc]
         return [x.expand(pos_enc[0].size(0), -1, -1, -1) for x in state.maskmem_pos_enc]
 
-    def _memory_frames_read(self, frame_idx: int, reverse: bool) -> set[int]:
-        """Frames whose spatial memory `track_step` reads as non-conditioning memories of `frame_idx`."""
-        stride, frames = self._memory_stride, set()
-        num_maskmem = int(self.model.num_maskmem)
-        for t_pos in range(1, num_maskmem):
-            t_rel = num_maskmem - t_pos
-            if t_rel == 1:
-                frames.add(frame_idx + 1 if reverse else frame_idx - 1)
-            elif not reverse:
-                frames.add(((frame_idx - 2) // stride) * stride - (t_rel - 2) * stride)
-            else:
-                frames.add(-(-(frame_idx + 2) // stride) * stride + (t_rel - 2) * stride)
-        return frames
-
-    def _memory_view(self, bank: MemoryBank, frame_idx: int, reverse: bool) -> dict:
-        """The bank as `track_step` reads it; pointer-only outputs are hidden where it would read spatial memory."""
-        view = bank.as_output_dict()
-        hidden = [t for t in self._memory_frames_read(frame_idx, reverse)
-                  if t in bank.non_cond and not bank.non_cond[t].has_memory]
-        if hidden:
-            view["non_cond_frame_outputs"] = {t: out for t, out in bank.non_cond.items() if t not in hidden}
-        return view
-
     def _track_one(
         self,
         state: InferenceState,
@@ -255,7 +260,7 @@ class VideoPredictor:
                 feat_sizes=feats.feat_sizes,
                 point_inputs=point_inputs,
                 mask_inputs=mask_inputs,
-                output_dict=self._memory_view(obj.bank, frame_idx, reverse),
+                output_dict=obj.bank.as_output_dict(),
                 num_frames=state.num_frames,
                 track_in_reverse=reverse,
                 run_mem_encoder=run_mem_encoder,
@@ -279,32 +284,15 @@ class VideoPredictor:
     def _memory_layout(self, obj: ObjectState, frame_idx: int) -> tuple:
         """What `track_step` could read for this object on `frame_idx`: objects with equal layouts batch together."""
         reachable = self._reachable(frame_idx)
-        return (tuple(sorted(obj.bank.cond)),
-                tuple(sorted((t, out.has_memory) for t, out in obj.bank.non_cond.items() if t in reachable)))
+        return (tuple(sorted(obj.bank.cond)), tuple(sorted(t for t in obj.bank.non_cond if t in reachable)))
 
-    def _batched_bank(self, objects: list[ObjectState], frame_idx: int) -> MemoryBank:
-        """One bank whose outputs stack the objects' outputs along the batch (equal layouts required)."""
-        def stack(outs: list[FrameOutput]) -> FrameOutput:
-            first = outs[0]
-            pos = None if first.maskmem_pos_enc is None else [x[0:1].expand(len(outs), -1, -1, -1)
-                                                                for x in first.maskmem_pos_enc]
-            return FrameOutput(
-                pred_masks=None,
-                obj_ptr=torch.cat([o.obj_ptr for o in outs]),
-                object_score_logits=torch.cat([o.object_score_logits for o in outs]),
-                maskmem_features=None if first.maskmem_features is None else torch.cat(
-                    [o.maskmem_features for o in outs]),
-                maskmem_pos_enc=pos,
-            )
-
+    def _batched_bank(self, objects: list[ObjectState], frame_idx: int) -> dict:
+        """The `output_dict` of several objects with equal layouts, their outputs stacked along the batch."""
         reachable = self._reachable(frame_idx)
-        bank = MemoryBank()
-        for t in objects[0].bank.cond:
-            bank.cond[t] = stack([o.bank.cond[t] for o in objects])
-        for t in objects[0].bank.non_cond:
-            if t in reachable:
-                bank.non_cond[t] = stack([o.bank.non_cond[t] for o in objects])
-        return bank
+        first = objects[0].bank
+        cond = {t: StackedOutput([o.bank.cond[t] for o in objects]) for t in first.cond}
+        non_cond = {t: StackedOutput([o.bank.non_cond[t] for o in objects]) for t in first.non_cond if t in reachable}
+        return {"cond_frame_outputs": cond, "non_cond_frame_outputs": non_cond}
 
     def _track_batch(self, state: InferenceState, objects: list[ObjectState], frame_idx: int,
                      reverse: bool) -> list[FrameOutput]:
@@ -321,7 +309,7 @@ class VideoPredictor:
                 feat_sizes=feats.feat_sizes,
                 point_inputs=None,
                 mask_inputs=None,
-                output_dict=self._memory_view(bank, frame_idx, reverse),
+                output_dict=bank,
                 num_frames=state.num_frames,
                 track_in_reverse=reverse,
                 run_mem_encoder=True,
@@ -596,8 +584,9 @@ class VideoPredictor:
             for frame_idx in obj.bank.cond:
                 obj.bank.non_cond.pop(frame_idx, None)
 
-    def _evict(self, obj: ObjectState, frame_idx: int) -> None:
-        obj.bank.evict([frame_idx], self.memory_window(), self.pointer_window())
+    def _offload_far(self, state: InferenceState, obj: ObjectState, frame_idx: int) -> None:
+        """Keep in RAM only the outputs the next steps read as spatial memory (near this frame and prompts)."""
+        obj.bank.offload_far([frame_idx], self.memory_window(), state.store)
 
     @torch.inference_mode()
     def propagate_in_video(
@@ -606,11 +595,15 @@ class VideoPredictor:
         start_frame_idx: Optional[int] = None,
         max_frame_num_to_track: Optional[int] = None,
         reverse: bool = False,
+        obj_ids: Optional[Collection[Any]] = None,
     ) -> Iterator[tuple[int, list[Any], torch.Tensor]]:
         """Track every object frame by frame; yields (frame_idx, obj_ids, (N, 1, H, W) mask logits).
 
         Stops where the consumer stops iterating; every yielded frame is fully recorded first,
-        so the session stays consistent and can be resumed or corrected.
+        so the session stays consistent and can be resumed or corrected. `obj_ids` (an
+        extension of the official API): track only these objects; it is read at every frame,
+        so the caller may add or remove objects while iterating. The others yield their stored
+        output on that frame, or "no object" (NO_OBJ_SCORE) where they have none.
         """
         self._preflight(state)
         num_frames = state.num_frames
@@ -627,22 +620,32 @@ class VideoPredictor:
             order = range(start_frame_idx, end_frame_idx + 1)
 
         for frame_idx in order:
-            to_track = [obj for obj in state.objects if frame_idx not in obj.bank.cond]
+            active = [obj for obj in state.objects if obj_ids is None or obj.obj_id in obj_ids]
+            to_track = [obj for obj in active if frame_idx not in obj.bank.cond]
             tracked = dict(zip(map(id, to_track), self._track_frame(state, to_track, frame_idx, reverse)))
             masks, scores = [], {}
             for obj in state.objects:
                 out = obj.bank.cond.get(frame_idx)
-                if out is not None:
-                    if self.clear_non_cond_mem_around_input:
-                        self._clear_memory_around(obj, frame_idx)
-                else:
+                if id(obj) in tracked:
                     out = tracked[id(obj)]
                     obj.bank.non_cond[frame_idx] = out
-                obj.tracked_reverse[frame_idx] = reverse
+                elif out is not None and obj in active and self.clear_non_cond_mem_around_input:
+                    self._clear_memory_around(obj, frame_idx)
+                if obj in active:
+                    obj.tracked_reverse[frame_idx] = reverse
+                elif out is None:
+                    out = obj.bank.non_cond.get(frame_idx)
+                if out is None:
+                    masks.append(self._no_object_logits(state))
+                    continue
                 masks.append(out.pred_masks.to(state.device))
                 scores[obj.obj_id] = float(out.object_score_logits.reshape(-1)[0])
-            for obj in state.objects:
-                self._evict(obj, frame_idx)
+            for obj in active:
+                self._offload_far(state, obj, frame_idx)
             video_res_masks = self._to_video_res(state, torch.cat(masks, dim=0))
             state.last_object_scores = scores
             yield frame_idx, state.obj_ids, video_res_masks
+
+    def _no_object_logits(self, state: InferenceState) -> torch.Tensor:
+        side = self.image_size // 4
+        return torch.full((1, 1, side, side), NO_OBJ_SCORE, dtype=torch.float32, device=state.device)

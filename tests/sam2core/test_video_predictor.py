@@ -106,27 +106,75 @@ def test_feature_cache_stays_within_its_size(model):
     assert state.features.num_computed == 10  # every frame encoded once, none twice
 
 
-def test_memory_bank_stays_bounded_over_a_long_sequence(model):
+def test_resident_memory_stays_bounded_over_a_long_sequence(model):
     num_frames = 40
     predictor = VideoPredictor(model, feature_cache_size=1)
     state = predictor.init_state(LazyFrames(num_frames, lambda i: make_frames(1, seed=i)[0]))
     prompt(predictor, state, frame_idx=0)
-    memory_window, pointer_window = predictor.memory_window(), predictor.pointer_window()
+    memory_window = predictor.memory_window()
     num_cond = 1
-    memory_bound = num_cond + (1 + num_cond) * (2 * memory_window + 1)
-    stored_bound = num_cond + (1 + num_cond) * (2 * pointer_window + 1)
+    resident_bound = num_cond + (1 + num_cond) * (2 * memory_window + 1)
     counts = []
     for frame_idx, _, _ in predictor.propagate_in_video(state):
         for obj in state.objects:
-            assert obj.bank.num_with_memory() <= memory_bound
-            assert obj.bank.num_stored() <= stored_bound
-        counts.append(state.objects[0].bank.num_stored())
-    # far from the prompt, the bank holds a constant number of outputs, whatever the length
+            assert obj.bank.num_in_ram() <= resident_bound
+            assert obj.bank.num_stored() == frame_idx + 1  # every output kept (offloaded far away)
+        counts.append(state.objects[0].bank.num_in_ram())
+    # far from the prompt, a constant number of outputs is resident, whatever the length
     assert counts[-1] == counts[-5]
-    with_memory = [t for t, out in state.objects[0].bank.non_cond.items() if out.has_memory]
-    # spatial memory only near the last tracked frame and near the prompted frame 0
-    assert all(t >= num_frames - 1 - memory_window or t <= memory_window for t in with_memory)
-    assert len(with_memory) == 2 * memory_window + 1  # frames 1..6 and 33..39
+    resident = [t for t, out in state.objects[0].bank.non_cond.items() if out.in_ram]
+    # resident only near the last tracked frame and near the prompted frame 0
+    assert all(t >= num_frames - 1 - memory_window or t <= memory_window for t in resident)
+    assert len(resident) == 2 * memory_window + 1  # frames 1..6 and 33..39
+    assert state.features.num_computed == num_frames and len(state.features) == 1
+
+
+def test_offloaded_outputs_come_back_unchanged(model):
+    frames = make_frames(16)
+    outputs = []
+    for offload_dir in (None, False):  # temporary folder, or kept in RAM
+        predictor = VideoPredictor(model, offload_dir=offload_dir)
+        state = predictor.init_state(frames)
+        prompt(predictor, state, frame_idx=0)
+        list(predictor.propagate_in_video(state))
+        far = state.find(1).bank.non_cond[8]  # 8 frames from the prompt, 7 from the last tracked frame
+        assert not far.in_ram
+        outputs.append(far.pred_masks.clone())
+        assert far.in_ram  # read back on access
+        predictor.add_new_points_or_box(state, 8, 1, points=[[20.0, 24.0]], labels=[1])
+        outputs.append(collect(predictor.propagate_in_video(state, start_frame_idx=8, max_frame_num_to_track=3)))
+    assert torch.equal(outputs[0], outputs[2])
+    for frame_idx in outputs[1]:
+        assert torch.equal(outputs[1][frame_idx], outputs[3][frame_idx])
+
+
+def test_features_pushed_out_of_ram_are_read_back_not_recomputed(model):
+    counts = {}
+    for feature_store_mib in (64, 0):
+        predictor = VideoPredictor(model, feature_cache_size=2, feature_store_mib=feature_store_mib)
+        state = predictor.init_state(make_frames(8))
+        prompt(predictor, state, frame_idx=4)
+        list(predictor.propagate_in_video(state, start_frame_idx=4))
+        list(predictor.propagate_in_video(state, start_frame_idx=4, reverse=True))
+        predictor.add_new_points_or_box(state, 6, 1, points=[[25.0, 30.0]], labels=[1])  # revisits 6 and 7
+        list(predictor.propagate_in_video(state, start_frame_idx=6))
+        counts[feature_store_mib] = (state.features.num_computed, state.features.num_loaded)
+    assert counts[64] == (8, 2)  # each frame encoded once, two read back
+    assert counts[0] == (10, 0)  # without a store, the two are encoded again
+
+
+def test_obj_ids_limits_tracking_to_the_listed_objects(model):
+    predictor = VideoPredictor(model)
+    state = predictor.init_state(make_frames(6))
+    prompt(predictor, state, frame_idx=1)
+    seen = []
+    for frame_idx, obj_ids, masks in predictor.propagate_in_video(state, obj_ids={2}):
+        assert obj_ids == [1, 2]
+        seen.append(frame_idx)
+        if frame_idx > 1:
+            assert (masks[0] < -1000).all()  # object 1 not tracked: "no object"
+    assert seen == [1, 2, 3, 4, 5]
+    assert sorted(state.find(1).bank.non_cond) == [] and sorted(state.find(2).bank.non_cond) == [2, 3, 4, 5]
 
 
 def test_correction_on_a_tracked_frame_becomes_conditioning_and_changes_later_frames(model):
