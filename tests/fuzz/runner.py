@@ -105,14 +105,16 @@ def run_chunk(code_root: Path, limit_mb: int, cases: list[dict], case_timeout_s:
 
 
 def run_cases(cases: list[dict], code_root: Path, *, chunk: int = 60, limit_mb: int = 3072,
-              torch_limit_mb: int = 6144, case_timeout_s: float = 20.0) -> dict[str, dict]:
-    """All results; torch-needing cases (segment CLI) run in their own chunks with a higher limit."""
+              torch_limit_mb: int = 6144, case_timeout_s: float = 20.0,
+              torch_case_timeout_s: float = 60.0) -> dict[str, dict]:
+    """All results; torch-needing cases (segment CLI) run in their own chunks with a higher
+    memory limit and timeout (the segment command may load a model on a loaded CI machine)."""
     results: dict[str, dict] = {}
     plain = [c for c in cases if not c.get("torch")]
     heavy = [c for c in cases if c.get("torch")]
-    for group, limit in ((plain, limit_mb), (heavy, torch_limit_mb)):
+    for group, limit, timeout in ((plain, limit_mb, case_timeout_s), (heavy, torch_limit_mb, torch_case_timeout_s)):
         for start in range(0, len(group), chunk):
-            results.update(run_chunk(code_root, limit, group[start:start + chunk], case_timeout_s))
+            results.update(run_chunk(code_root, limit, group[start:start + chunk], timeout))
     return results
 
 

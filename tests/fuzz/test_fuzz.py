@@ -71,10 +71,10 @@ def test_no_file_outside_the_input_is_read(fuzz_run):
 @pytest.mark.slow
 def test_no_case_crashes_hangs_or_exhausts_memory(fuzz_run):
     cases, results, classes, _ = fuzz_run
-    bad = [c["id"] for c in cases if classes[c["id"]] in ("crash", "timeout", "memory_error")]
+    bad = [(c["id"], classes[c["id"]]) for c in cases if classes[c["id"]] in ("crash", "timeout", "memory_error")]
     assert bad == []
-    slow = [(c["id"], results[c["id"]]["seconds"]) for c in cases if results[c["id"]]["seconds"] > 10]
-    assert slow == []
+    peaks = [results[c["id"]].get("peak_rss_mb") or 0 for c in cases]
+    assert max(peaks) < 3072  # the worker's address-space limit for scan cases is 3 GiB
 
 
 @pytest.mark.slow

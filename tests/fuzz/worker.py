@@ -109,8 +109,13 @@ def main() -> int:
     import numpy  # noqa: F401  (warm imports before the first case's clock starts)
     import scanio  # noqa: F401
 
+    if any(c["kind"] == "cli" for c in cases):
+        from napari_sam2.cli import build_parser
+
+        build_parser()  # imports every subcommand module
     if any(c.get("torch") for c in cases):
         import volume  # noqa: F401
+        from napari_sam2.cli import segment  # noqa: F401
     _emit(out, {"ready": True})
     for case in cases:
         _emit(out, {"start": case["id"]})
