@@ -256,6 +256,7 @@ class EmbeddingStore:
                                     dtype="float16")
             (self.root / group / _GROUP_FILE).write_text(json.dumps(
                 {"num_frames": num_frames, "shape": list(shape), "created": time.time()}))
+            self._bytes += _folder_bytes(self.root / group) + 32
         else:
             array = zarr.open_array(str(path), mode="r+")
         self._arrays[group] = array
@@ -327,14 +328,17 @@ class EmbeddingStore:
             slot_file.unlink(missing_ok=True)  # not trusted while the chunk is rewritten
             array[int(slot)] = data
             part = slot_file.with_suffix(".part")
-            part.write_text(json.dumps({"key": key, "checksum": _digest(data.tobytes()), "meta": meta}))
+            slot_text = json.dumps({"key": key, "checksum": _digest(data.tobytes()), "meta": meta})
+            part.write_text(slot_text)
             os.replace(part, slot_file)
             self._index[key] = (group, int(slot))
             self._touch(group)
             self.writes += 1
-            self._bytes += data.nbytes
-            if self._bytes > self.max_bytes:
-                self._evict(keep=group)
+            self._bytes += data.nbytes + len(slot_text)  # an estimate; measured near the limit
+            if self._bytes > 0.9 * self.max_bytes:  # near the limit: measure (metadata, compression)
+                self._bytes = _folder_bytes(self.root)
+                if self._bytes > self.max_bytes:
+                    self._evict(keep=group)
 
     def _evict(self, keep: str) -> None:
         """Remove whole groups, least recently used first, until the store fits its limit."""
