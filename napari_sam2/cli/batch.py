@@ -40,6 +40,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--retries", type=int, default=2, help="Dask retries of a task that raised (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
+        "--push", action="store_true",
+        help="with --format seg: store each new SEG of a dicomweb:// scan back on its server "
+             "(credentials from NAPARI_SAM2_DICOMWEB_* or the config file); SEGs stay in OUTDIR",
+    )
+    p.add_argument(
         "--segmenter", default=None, metavar="MODULE:NAME",
         help="advanced: your own per-scan function or class (called as f(scan, job) -> "
              "volume.batch.Segmentation; a class is instantiated without arguments) instead of "
@@ -101,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     if args.retries < 0:
         print("error: --retries must be >= 0", file=sys.stderr)
         return 2
+    if getattr(args, "push", False) and args.output_format != "seg":
+        print("error: --push stores DICOM SEGs: add --format seg", file=sys.stderr)
+        return 2
     if args.scheduler and args.workers is not None:
         print("note: --workers is ignored with --scheduler (the cluster has its own workers)", file=sys.stderr)
     try:
@@ -137,4 +145,9 @@ def run(args: argparse.Namespace) -> int:
     )
     for row in failed:
         print(f"  failed: {row.scan}: {row.error}", file=sys.stderr)
+    if getattr(args, "push", False):
+        from napari_sam2.cli.remote import push_batch_results
+
+        if push_batch_results(args.manifest, report.ok, report.out_dir):
+            return 1
     return 1 if failed else 0

@@ -114,3 +114,44 @@ def push_seg(path, location):
     from scanio.dicomweb import store_seg
 
     return store_seg(path, location)
+
+
+def remote_scans_of_manifest(manifest) -> dict:
+    """`{cache folder: SeriesLocation}` for the manifest's `dicomweb://` scans (for `batch --push`)."""
+    from pathlib import Path
+
+    from scanio.dicomweb import is_dicomweb_url, parse_dicomweb_url, series_folder
+    from volume.batch.manifest import _normalise_keys, _read_rows
+
+    found = {}
+    for raw in _read_rows(Path(manifest)):
+        scan = _normalise_keys(raw).get("scan")
+        if is_dicomweb_url(scan):
+            location = parse_dicomweb_url(scan)
+            found[str(series_folder(location.series_uid))] = location
+    return found
+
+
+def push_batch_results(manifest, results, out_dir) -> int:
+    """Store each new SEG of a `dicomweb://` scan on its server; prints each; returns failures."""
+    import os
+
+    remote = {os.path.abspath(k): v for k, v in remote_scans_of_manifest(manifest).items()}
+    failures = 0
+    for row in results:
+        location = remote.get(os.path.abspath(row.scan))
+        if location is None:
+            continue
+        if not str(row.output).lower().endswith(".dcm"):
+            print(f"  not pushed: {row.output} is not a DICOM SEG", file=sys.stderr)
+            failures += 1
+            continue
+        try:
+            stored = push_seg(os.path.join(out_dir, row.output), location)
+        except Exception as exc:  # DicomWebError; the SEG stays in the output folder
+            print(f"  push failed: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        print(f"  stored {os.path.basename(row.output)} as SEG series {stored.series_uid} on "
+              f"{location.base_url}")
+    return failures
