@@ -131,6 +131,18 @@ def _contains(text: Optional[str], value: str) -> bool:
     return text.casefold() in str(value).casefold()
 
 
+def _warn_if_credentials_in_clear(config: ServerConfig) -> None:
+    """Credentials over plain HTTP are readable on the network: allowed on this machine only."""
+    import warnings
+    from urllib.parse import urlsplit
+
+    host = urlsplit(config.base_url).hostname or ""
+    local = host in ("localhost", "::1") or host.startswith("127.")
+    if (config.token or config.username) and config.base_url.startswith("http://") and not local:
+        warnings.warn(f"sending credentials to {config.base_url} without TLS: anyone on the network "
+                      "can read them; use https:// (dicomweb://)", stacklevel=4)
+
+
 class DicomWebServer:
     """One DICOMweb server (`base_url`: http(s)://host[:port]/path, the service root)."""
 
@@ -159,6 +171,7 @@ class DicomWebServer:
                     session.headers["Authorization"] = f"Bearer {self.config.token}"
                 elif self.config.username:
                     session.auth = (self.config.username, self.config.password or "")
+                _warn_if_credentials_in_clear(self.config)
                 self._client = DICOMwebClient(self.base_url, session=session,
                                               timeout=(10.0, self.config.timeout_s))
                 self._client.set_http_retry_params(retry=False)

@@ -10,6 +10,8 @@ from napari_sam2.cli import main
 from scanio import dicomweb
 from volume.batch.manifest import MissingScanError, read_manifest
 
+pytest.importorskip("dicomweb_client", reason="needs dicomweb-client: pip install -e '.[pacs]'")
+
 pytestmark = pytest.mark.slow
 
 

@@ -10,6 +10,8 @@ from scanio import dicomweb
 from tests.pacs import orthanc
 from tests.pacs.fake_segmenter import BoxPainterSession, paint_boxes
 
+pytest.importorskip("dicomweb_client", reason="needs dicomweb-client: pip install -e '.[pacs]'")
+
 BOX = "10,196,107,374,269"
 
 

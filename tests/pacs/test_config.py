@@ -11,6 +11,8 @@ from scanio import dicomweb
 from scanio.dicomweb.config import load_server_config, parse_dicomweb_url, series_location
 from scanio.dicomweb.validate import validate_instance
 
+pytest.importorskip("dicomweb_client", reason="needs dicomweb-client: pip install -e '.[pacs]'")
+
 SERVER = "https://pacs.example.org/dicom-web"
 
 

@@ -13,6 +13,8 @@ from tests.pacs import orthanc
 from tests.pacs.conftest import SAMPLE_PATIENT
 from tests.pacs.fake_segmenter import paint_boxes
 
+pytest.importorskip("dicomweb_client", reason="needs dicomweb-client: pip install -e '.[pacs]'")
+
 pytestmark = pytest.mark.slow  # each test talks to the Orthanc process
 
 

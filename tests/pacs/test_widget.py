@@ -7,6 +7,8 @@ import pytest
 
 from tests.pacs.conftest import SAMPLE_PATIENT
 
+pytest.importorskip("dicomweb_client", reason="needs dicomweb-client: pip install -e '.[pacs]'")
+
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 
