@@ -1,8 +1,10 @@
 """The dock widget: pick a scan and a model, prompt one slice, propagate in 3D, correct, undo, export.
 
-Everything slow (model loading, download, prompt encoding, propagation) runs in napari
-`thread_worker`s; the UI thread only touches layers. The labels layer is updated slice by
-slice as the worker yields.
+Everything slow (model loading, download, prompt encoding, propagation, precompute) runs in
+napari `thread_worker`s; the UI thread only touches layers. A prompt (box, points, lasso,
+scribble, paint stroke) shows the object's mask on its slice at once; Propagate carries every
+object through the volume, updating the labels layer slice by slice as the worker yields.
+Undo/redo, corrections, extent and precompute: `widget.interactive`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -28,10 +32,14 @@ from qtpy.QtWidgets import (
 )
 
 from napari_sam2.layers import SCAN_KEY, is_ct_like, labels_colormap, layer_geometry, window_limits
+from napari_sam2.widget.corrections import shape_prompts
+from napari_sam2.widget.history import History
+from napari_sam2.widget.interactive import InteractiveMixin
 from napari_sam2.widget.model_panel import ModelPanel
 from napari_sam2.widget.objects import ObjectList
 from napari_sam2.widget.pacs import PacsControls
 from napari_sam2.widget.prompts import PromptLayers
+from napari_sam2.widget.shortcuts import SHORTCUTS, bind_shortcuts, radiological_orientation
 from napari_sam2.widget.propagation import (
     DIRECTIONS,
     PromptBatch,
@@ -42,10 +50,10 @@ from napari_sam2.widget.propagation import (
 AXES = ("axial", "coronal", "sagittal")
 WINDOWS = ("auto", "soft_tissue", "liver", "lung", "bone", "brain", "percentile")
 EXPORT_FILTER = "NIfTI (*.nii.gz *.nii);;NRRD (*.nrrd);;MetaImage (*.mha);;DICOM SEG (*.dcm)"
-MAX_UNDO = 10
+PROMPT_DELAY_MS = 150  # a prompt is sent once the mouse is released and nothing changed for this long
 
 
-class SegmentationWidget(QWidget):
+class SegmentationWidget(InteractiveMixin, QWidget):
     """napari-sam2 dock widget (npe2 `widgets` contribution; napari passes the viewer)."""
 
     def __init__(self, napari_viewer: Any, parent: Optional[QWidget] = None) -> None:
@@ -54,7 +62,19 @@ class SegmentationWidget(QWidget):
         self.session: Any = None
         self._session_key: Optional[tuple] = None
         self._sent: set = set()
-        self._history: list[tuple[str, np.ndarray]] = []
+        self.history = History()
+        self._corrections: list = []  # mask prompts from paint strokes, in order
+        self._committed_layers: dict = {}
+        self._prompt_waiting = False
+        self._prompt_timer = QTimer(self)
+        self._prompt_timer.setSingleShot(True)
+        self._prompt_timer.setInterval(PROMPT_DELAY_MS)
+        self._prompt_timer.timeout.connect(self._prompt_timer_fired)
+        self._precompute_worker: Any = None
+        self._precompute_session: Any = None
+        self._precompute_cancel = threading.Event()
+        self._precompute_pause = threading.Event()
+        self._user_paused = False
         self._worker: Any = None
         self._cancel = threading.Event()
         self.prompt_layers: Optional[PromptLayers] = None
@@ -83,17 +103,32 @@ class SegmentationWidget(QWidget):
 
         # --- objects and prompts ------------------------------------------------------
         self.objects = ObjectList()
-        self.points_button = QPushButton("Click points")
-        self.box_button = QPushButton("Draw box")
+        self.points_button = QPushButton("Points")
+        self.box_button = QPushButton("Box")
+        self.lasso_button = QPushButton("Lasso")
+        self.scribble_button = QPushButton("Scribble")
+        self.paint_button = QPushButton("Paint")
         self.negative_check = QCheckBox("negative points (or Shift+click)")
+        self.first_button = QPushButton("First slice here")
+        self.last_button = QPushButton("Last slice here")
+        self.extent_label = QLabel("extent: whole scan")
+        self.protect_check = QCheckBox("don't overwrite other objects")
+        self.protect_check.setChecked(True)
         objects_box = QGroupBox("Objects and prompts")
         objects_layout = QVBoxLayout(objects_box)
         objects_layout.addWidget(self.objects)
         tools = QHBoxLayout()
-        tools.addWidget(self.points_button)
-        tools.addWidget(self.box_button)
+        for button in (self.points_button, self.box_button, self.lasso_button, self.scribble_button,
+                       self.paint_button):
+            tools.addWidget(button)
         objects_layout.addLayout(tools)
         objects_layout.addWidget(self.negative_check)
+        extent_row = QHBoxLayout()
+        extent_row.addWidget(self.first_button)
+        extent_row.addWidget(self.last_button)
+        objects_layout.addLayout(extent_row)
+        objects_layout.addWidget(self.extent_label)
+        objects_layout.addWidget(self.protect_check)
 
         # --- propagation --------------------------------------------------------------
         self.direction_combo = QComboBox()
@@ -101,6 +136,14 @@ class SegmentationWidget(QWidget):
         self.propagate_button = QPushButton("Propagate")
         self.cancel_button = QPushButton("Cancel")
         self.undo_button = QPushButton("Undo")
+        self.redo_button = QPushButton("Redo")
+        self.at_once_check = QCheckBox("propagate corrections at once")
+        self.precompute_check = QCheckBox("encode slices ahead (background)")
+        self.precompute_check.setChecked(True)
+        self.pause_button = QPushButton("Pause")
+        self.precompute_bar = QProgressBar()
+        self.precompute_bar.setFormat("encoding ahead: %v / %m slices")
+        self.precompute_bar.setVisible(False)
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m slices")
         self.progress.setValue(0)
@@ -115,9 +158,16 @@ class SegmentationWidget(QWidget):
         control_row = QHBoxLayout()
         control_row.addWidget(self.cancel_button)
         control_row.addWidget(self.undo_button)
+        control_row.addWidget(self.redo_button)
         run_layout.addLayout(control_row)
+        run_layout.addWidget(self.at_once_check)
         run_layout.addWidget(self.progress)
         run_layout.addWidget(self.status)
+        ahead_row = QHBoxLayout()
+        ahead_row.addWidget(self.precompute_check)
+        ahead_row.addWidget(self.pause_button)
+        run_layout.addLayout(ahead_row)
+        run_layout.addWidget(self.precompute_bar)
 
         # --- export -------------------------------------------------------------------
         self.export_button = QPushButton("Export labels…")
@@ -126,17 +176,34 @@ class SegmentationWidget(QWidget):
             (self.axis_combo, "slices the model walks through; also sets napari's slider to that axis"),
             (self.window_combo, "intensity window the model sees (CT presets in HU; 'auto': soft tissue "
                                 "for CT, percentiles for MR); also applied to the display"),
-            (self.points_button, "click on the object (positive); Shift+click or the toggle below: negative"),
-            (self.box_button, "drag a rectangle around the object on one slice"),
+            (self.points_button, "click on the object (positive); Shift+click or the toggle below: negative; "
+                                 "the mask on the slice appears at once"),
+            (self.box_button, "drag a rectangle around the object on one slice; its mask appears at once"),
+            (self.lasso_button, "draw a closed outline of the object on one slice: taken as its mask there"),
+            (self.scribble_button, "draw a line over the object (or, with 'negative', over what is not it): "
+                                   "points along it"),
+            (self.paint_button, "paint or erase on the labels layer: each stroke is a correction of that "
+                                "slice, carried by the next Propagate"),
+            (self.first_button, "the current object starts on the slice on screen (propagation stops there)"),
+            (self.last_button, "the current object ends on the slice on screen"),
+            (self.protect_check, "where objects touch, a voxel already given to one object is never taken "
+                                 "by another (nor are labels painted by hand for other objects cleared)"),
             (self.direction_combo, "propagate from each prompted slice in both directions, or one way"),
-            (self.propagate_button, "send new prompts and carry every object through the volume; "
+            (self.propagate_button, "carry every object through the volume from its prompted slices; "
                                     "a prompt added afterwards is a correction"),
             (self.cancel_button, "stop after the current slice; the labels so far are kept"),
-            (self.undo_button, "restore the labels from before the last propagation, correction or removal"),
+            (self.undo_button, "undo the last prompt, propagation, correction, extent or removal "
+                               "(labels and the session's prompts together)"),
+            (self.redo_button, "redo what was undone"),
+            (self.at_once_check, "re-propagate as soon as a correction is made (else on Propagate)"),
+            (self.precompute_check, "encode every slice in the background, outward from the slice on screen, "
+                                    "and keep the encodings on disk: later prompts and Propagate are fast"),
+            (self.pause_button, "pause or resume the background encoding"),
             (self.export_button, "write the labels with the scan's geometry: NIfTI, NRRD, MHA, or DICOM SEG "
                                  "(.dcm) when the scan came from DICOM"),
         ):
-            control.setToolTip(tip)
+            key = SHORTCUTS.get(control_name(self, control))
+            control.setToolTip(f"{tip} [{key.replace('-', '+')}]" if key else tip)
 
         content = QWidget()
         layout = QVBoxLayout(content)
@@ -164,11 +231,21 @@ class SegmentationWidget(QWidget):
         self.objects.removed.connect(self._on_object_removed)
         self.points_button.clicked.connect(self.use_points_tool)
         self.box_button.clicked.connect(self.use_box_tool)
+        self.lasso_button.clicked.connect(self.use_lasso_tool)
+        self.scribble_button.clicked.connect(self.use_scribble_tool)
+        self.paint_button.clicked.connect(self.use_paint_tool)
+        self.first_button.clicked.connect(lambda: self._guarded(self.set_extent_here, "first"))
+        self.last_button.clicked.connect(lambda: self._guarded(self.set_extent_here, "last"))
         self.negative_check.toggled.connect(self._on_negative_toggled)
         self.propagate_button.clicked.connect(lambda: self.propagate())
         self.cancel_button.clicked.connect(self.cancel)
         self.undo_button.clicked.connect(self.undo)
+        self.redo_button.clicked.connect(self.redo)
+        self.pause_button.clicked.connect(self.toggle_precompute_pause)
+        self.precompute_check.toggled.connect(lambda on: self.start_precompute() if on else self.stop_precompute())
+        self.model_panel.model_loaded.connect(lambda *_: QTimer.singleShot(0, self._prepare_session))
         self.export_button.clicked.connect(self._export_clicked)
+        bind_shortcuts(self.viewer, self)
         self._refresh_images()
         self._set_running(False)
 
@@ -200,7 +277,10 @@ class SegmentationWidget(QWidget):
         self.prompt_layers = None
         self.labels_layer = None
         self._drop_session()
-        self._history.clear()
+        self.history.clear()
+        self._corrections = []
+        self._committed_layers = {}
+        self._update_history_buttons()
 
     def _on_window_changed(self, name: str) -> None:
         """Show the image with the window the model will see (CT presets)."""
@@ -223,6 +303,16 @@ class SegmentationWidget(QWidget):
             return
         axis = slicing_axis(view, scan_from_image_layer(layer).direction)
         self.viewer.dims.order = (axis, *[a for a in range(3) if a != axis])
+        self.viewer.camera.orientation2d = radiological_orientation(self.viewer.dims.order[-2:])
+
+    def _slicing_axis(self) -> int:
+        """The array axis the session slices along (napari's slider)."""
+        from volume.slicing import slicing_axis
+
+        axis = getattr(self.session, "slicing_axis", None)
+        if axis is not None:
+            return int(axis)
+        return slicing_axis(self.axis_combo.currentText(), scan_from_image_layer(self.image_layer()).direction)
 
     # --- objects and prompts ------------------------------------------------------------------
     def ensure_prompt_layers(self) -> PromptLayers:
@@ -234,6 +324,9 @@ class SegmentationWidget(QWidget):
             self.objects.add_object()
         if self.prompt_layers is None or self.prompt_layers.image_layer is not layer:
             self.prompt_layers = PromptLayers(self.viewer, layer)
+            for prompt_layer in (self.prompt_layers.points, self.prompt_layers.boxes):
+                prompt_layer.events.data.connect(self._on_prompt_data)
+                bind_shortcuts(prompt_layer, self)
             self.viewer.layers.selection.active = layer
         self._on_objects_changed()
         return self.prompt_layers
@@ -250,6 +343,39 @@ class SegmentationWidget(QWidget):
             self.viewer.layers.selection.active = prompts.boxes
             prompts.boxes.mode = "add_rectangle"
 
+    def use_lasso_tool(self) -> None:
+        prompts = self._guarded(self.ensure_prompt_layers)
+        if prompts is not None:
+            self.viewer.layers.selection.active = prompts.boxes
+            prompts.boxes.mode = "add_polygon_lasso"
+
+    def use_scribble_tool(self) -> None:
+        prompts = self._guarded(self.ensure_prompt_layers)
+        if prompts is not None:
+            self.viewer.layers.selection.active = prompts.boxes
+            prompts.boxes.mode = "add_path"
+
+    def use_paint_tool(self) -> None:
+        if self._guarded(self.ensure_prompt_layers) is None:
+            return
+        labels = self.ensure_labels_layer()
+        labels.selected_label = self.objects.current_id() or 1
+        self.viewer.layers.selection.active = labels
+        labels.mode = "paint"
+
+    def _on_prompt_data(self, event: Any) -> None:
+        """A prompt was added or moved: send it (its slice's mask appears) once the mouse is released."""
+        action = str(getattr(event, "action", "")).lower()
+        if self._restoring or not (action.endswith("added") or action.endswith("changed")):
+            return
+        self._prompt_timer.start()
+
+    def _prompt_timer_fired(self) -> None:
+        if QApplication.mouseButtons():
+            self._prompt_timer.start()  # still drawing
+            return
+        self.send_prompts()
+
     def _on_negative_toggled(self, checked: bool) -> None:
         if self.prompt_layers is not None:
             self.prompt_layers.set_negative(checked)
@@ -262,20 +388,30 @@ class SegmentationWidget(QWidget):
             self.labels_layer.colormap = labels_colormap(colors)
 
     def _on_object_removed(self, obj_id: int) -> None:
+        if self.is_running():
+            self.cancel()
+        if self.labels_layer is not None or self.session is not None:
+            self._record(f"remove object {obj_id}")
         if self.prompt_layers is not None:
-            self.prompt_layers.remove_object(obj_id)
+            self._restoring = True
+            try:
+                self.prompt_layers.remove_object(obj_id)
+            finally:
+                self._restoring = False
         if self.labels_layer is not None:
             data = np.asarray(self.labels_layer.data)
             if (data == obj_id).any():
-                self._push_history(f"remove object {obj_id}")
                 data[data == obj_id] = 0
                 self.labels_layer.refresh()
+        self._corrections = [c for c in self._corrections if c.obj_id != obj_id]
         if self.session is not None and not self.is_running():
             try:
                 self.session.remove_object(obj_id)
             except Exception:  # an object the session never saw
                 pass
             self._sent = {key for key in self._sent if key[1] != obj_id}
+        self._commit_layers()
+        self._show_extents()
 
     # --- labels layer ----------------------------------------------------------------------
     def ensure_labels_layer(self) -> Any:
@@ -293,27 +429,13 @@ class SegmentationWidget(QWidget):
                     **layer_geometry(image),
                 )
             self.labels_layer.colormap = labels_colormap(self.objects.colors())
+            self.labels_layer.events.paint.connect(self._on_paint)
+            bind_shortcuts(self.labels_layer, self)
         return self.labels_layer
-
-    def _push_history(self, what: str) -> None:
-        self._history.append((what, np.array(self.labels_layer.data, copy=True)))
-        del self._history[:-MAX_UNDO]
-        self.undo_button.setEnabled(True)
-
-    def undo(self) -> None:
-        """Restore the labels from before the last propagation, correction or removal."""
-        if not self._history or self.is_running():
-            return
-        what, labels = self._history.pop()
-        self.labels_layer.data = labels
-        # The session's memory holds the undone prompts: the next run starts a new session
-        # and re-sends the prompts still on the layers.
-        self._drop_session()
-        self.status.setText(f"undid: {what}")
-        self.undo_button.setEnabled(bool(self._history))
 
     # --- session ------------------------------------------------------------------------
     def _drop_session(self) -> None:
+        self.stop_precompute()
         self.session = None
         self._session_key = None
         self._sent = set()
@@ -325,12 +447,14 @@ class SegmentationWidget(QWidget):
 
     def _collect_prompts(self) -> PromptBatch:
         """Prompts to send now: new ones only, or all when the session must be rebuilt."""
-        from volume.slicing import slicing_axis
-
         prompts = self.ensure_prompt_layers()
-        scan = scan_from_image_layer(self.image_layer())
-        axis = slicing_axis(self.axis_combo.currentText(), scan.direction)
+        axis = self._slicing_axis() if self.session is not None and self._session_key == self._session_settings() \
+            else self._axis_for_settings()
         batch = PromptBatch.from_layers(prompts, self.objects.objects(), axis=axis)
+        known = {o.obj_id for o in self.objects.objects()}
+        masks, groups, skipped = shape_prompts(prompts.boxes, known, axis, tuple(self.image_layer().data.shape))
+        batch = PromptBatch(axis, batch.point_groups + tuple(groups), batch.boxes, batch.skipped + tuple(skipped),
+                            tuple(masks)).with_masks(c for c in self._corrections if c.obj_id in known)
         if batch.skipped:
             from napari.utils.notifications import show_warning
 
@@ -344,16 +468,40 @@ class SegmentationWidget(QWidget):
             self._drop_session()
         return batch if rebuild else batch.without(self._sent)
 
-    # --- propagation --------------------------------------------------------------------
+    def _axis_for_settings(self) -> int:
+        from volume.slicing import slicing_axis
+
+        return slicing_axis(self.axis_combo.currentText(), scan_from_image_layer(self.image_layer()).direction)
+
+    # --- prompts and propagation ----------------------------------------------------------
     def is_running(self) -> bool:
         return self._worker is not None
 
     def _set_running(self, running: bool) -> None:
         self.propagate_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        self.undo_button.setEnabled(not running and bool(self._history))
+        self._update_history_buttons()
         self.export_button.setEnabled(not running)
         self.pacs.send_button.setEnabled(not running and not self.pacs.is_sending())
+        self._update_precompute_pause()
+
+    def send_prompts(self, then_propagate: bool = False) -> None:
+        """Send the prompts not sent yet; each prompted slice's mask appears at once (in a worker)."""
+        if self.is_running():
+            self._prompt_waiting = True
+            return
+        if self.image_layer() is None or self.prompt_layers is None:
+            return
+        batch = self._guarded(self._collect_prompts)
+        if batch is None:
+            return
+        if batch.empty and self.session is not None:
+            if then_propagate:
+                self.propagate()
+            return
+        if batch.empty:
+            return
+        self._run(batch, propagate=then_propagate)
 
     def propagate(self, direction: Optional[str] = None):
         """Send new prompts and propagate (in workers); returns nothing, progress shows in the UI."""
@@ -369,17 +517,23 @@ class SegmentationWidget(QWidget):
 
             show_warning("napari-sam2: no prompt yet — click points or draw a box on one slice first")
             return
+        self._run(batch, propagate=True)
+
+    def _run(self, batch: PromptBatch, propagate: bool) -> None:
+        self._set_running(True)
+        self._worker = "loading"  # blocks a second click while the model loads
         self._set_running(True)
         self.status.setText("loading the model…")
         self._cancel = threading.Event()
-        self._worker = "loading"  # blocks a second click while the model loads
-        self.model_panel.load(then=lambda model: self._start_or_report(model, batch), failed=self._on_finished)
+        self.model_panel.load(then=lambda model: self._start_or_report(model, batch, propagate),
+                              failed=self._on_finished)
 
-    def _start_or_report(self, model: Any, batch: PromptBatch) -> None:
-        if self._guarded(self._start_propagation, model, batch) is None and not hasattr(self._worker, "start"):
+    def _start_or_report(self, model: Any, batch: PromptBatch, propagate: bool = True) -> None:
+        if self._guarded(self._start_propagation, model, batch, propagate) is None and \
+                not hasattr(self._worker, "start"):
             self._on_finished()
 
-    def _start_propagation(self, model: Any, batch: PromptBatch) -> None:
+    def _start_propagation(self, model: Any, batch: PromptBatch, propagate: bool = True) -> None:
         from napari.qt.threading import create_worker
 
         if self._cancel.is_set():
@@ -387,9 +541,11 @@ class SegmentationWidget(QWidget):
             return
         image = self.image_layer()
         self._run_target = self.ensure_labels_layer()
-        self._push_history("propagation" if not self._sent else "correction")
+        if not batch.empty or propagate:
+            what = ("propagation" if not self._sent else "correction") if propagate else "prompt"
+            self._record(what)
         self.progress.setRange(0, 0)
-        self.status.setText("encoding the prompted slices…")
+        self.status.setText("encoding the prompted slices…" if propagate else "segmenting the prompted slice…")
         choice = self.model_panel.choice()
         settings = self._session_settings()
         scan = scan_from_image_layer(image) if self.session is None else None
@@ -405,14 +561,35 @@ class SegmentationWidget(QWidget):
             prompts=batch,
             direction=self.direction_combo.currentText(),
             cancel=self._cancel,
+            propagate=propagate,
+            embedding_store=self._embedding_store(),
             _connect={"yielded": self._on_step, "errored": self._on_error},
             _start_thread=False,
         )
-        worker.returned.connect(lambda result: self._on_returned(result, batch, settings))
+        worker.returned.connect(lambda result: self._on_returned(result, batch, settings, propagate))
         worker.finished.connect(self._on_finished)
         self._worker = worker
         self.last_run = {"slices": 0, "cancelled": False}
         worker.start()
+
+    def _embedding_store(self) -> Any:
+        """Where embeddings persist ("auto": the user cache; see sam2core.predictor.embedding_store)."""
+        return "auto"
+
+    def _prepare_session(self) -> None:
+        """A model is ready and a scan open: make the session now and start encoding ahead."""
+        if self.session is not None or self.is_running() or self.image_layer() is None \
+                or not self.precompute_check.isChecked() or not self.model_panel.is_ready():
+            return
+        from napari_sam2.widget.propagation import make_session
+
+        choice = self.model_panel.choice()
+        session = self._guarded(lambda: make_session(
+            scan_from_image_layer(self.image_layer()), self.model_panel.model, axis=self.axis_combo.currentText(),
+            window=self._window_spec(), device=choice.device, embedding_store=self._embedding_store()))
+        if session is not None:
+            self.session, self._session_key, self._sent = session, self._session_settings(), set()
+            self.start_precompute()
 
     def _window_spec(self) -> str:
         """The window the model sees; "auto" on a CT-like scan without a CT modality tag is soft tissue."""
@@ -434,21 +611,33 @@ class SegmentationWidget(QWidget):
             self.progress.setRange(0, step.total)
             self.progress.setValue(step.done)
         if step.slice_index is not None and step.slice_labels is not None:
-            index = [slice(None)] * 3
-            index[step.axis] = step.slice_index
-            self._run_target.data[tuple(index)] = step.slice_labels
-            self._run_target.refresh()
+            self._write_plane(self._run_target, step.axis, step.slice_index, step.slice_labels)
         self.last_run["slices"] = step.done
         self.status.setText(f"propagating… {step.done} / {step.total} slices")
 
-    def _on_returned(self, result: Any, batch: PromptBatch, settings: tuple) -> None:
-        self._run_target.data = np.array(result.labels, copy=True)
-        if self._run_target is not self.labels_layer:  # the image was changed meanwhile
+    def _on_returned(self, result: Any, batch: PromptBatch, settings: tuple, propagate: bool = True) -> None:
+        target = self._run_target
+        if propagate:
+            self._write_labels(target, np.asarray(result.labels))
+        else:
+            for s in sorted(batch.slices()):
+                self._write_plane(target, batch.axis, s, np.take(np.asarray(result.labels), s, axis=batch.axis))
+        if target is not self.labels_layer:  # the image was changed meanwhile
             return
         self.session = result.session
         self._session_key = settings
         self._sent |= batch.keys()
+        self._commit_layers()
         self.last_run["cancelled"] = result.cancelled
+        if self._precompute_worker is not None and self._precompute_session is not self.session:
+            self.stop_precompute()
+        QTimer.singleShot(0, self.start_precompute)
+        if not propagate:
+            self.status.setText(f"prompt on slice(s) {', '.join(map(str, sorted(batch.slices())))} in "
+                                f"{result.seconds:.2f} s; Propagate to carry it through the volume")
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            return
         what = "cancelled" if result.cancelled else "done"
         voxel_ml = float(np.prod(scan_from_image_layer(self.image_layer()).spacing_mm)) / 1000.0
         windows = getattr(result.session, "object_windows", {}) if result.session is not None else {}
@@ -461,15 +650,16 @@ class SegmentationWidget(QWidget):
             self.progress.setValue(1)
 
     def _on_error(self, exc: Exception) -> None:
-        """A failed run: notify, restore the labels from before it, keep the UI usable."""
+        """A failed run: notify, put labels and session back as before it, keep the UI usable."""
         from napari.utils.notifications import show_error
 
         show_error(f"napari-sam2: propagation failed: {exc}")
         self.status.setText(f"error: {exc}")
-        if self._history and self._run_target is self.labels_layer:
-            _, labels = self._history.pop()
-            self._run_target.data = labels
-        self._drop_session()
+        if self.history and self._run_target is self.labels_layer:
+            state = self.history.drop_last()
+            self._apply_state(state)
+            if state.session is not self.session or state.snapshot is None:
+                self._drop_session()
 
     def _on_finished(self) -> None:
         self._worker = None
@@ -477,6 +667,9 @@ class SegmentationWidget(QWidget):
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
+        if self._prompt_waiting:
+            self._prompt_waiting = False
+            QTimer.singleShot(0, self.send_prompts)
 
     def cancel(self) -> None:
         """Stop the running propagation after the current slice (labels so far are kept)."""
@@ -515,3 +708,11 @@ class SegmentationWidget(QWidget):
             show_error(f"napari-sam2: {exc}")
             self.status.setText(f"error: {exc}")
             return None
+
+
+def control_name(widget: Any, control: Any) -> Optional[str]:
+    """The attribute name of one of the widget's controls (to look its shortcut up)."""
+    for name, value in vars(widget).items():
+        if value is control:
+            return name
+    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional
 
-from qtpy.QtCore import Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -46,6 +46,15 @@ def model_names() -> list[str]:
     return sorted(names, key=lambda n: (n != DEFAULT_MODEL, names.index(n)))
 
 
+def model_info_text(entry: Any) -> str:
+    """Name, licence and weights source of a registry entry, for the panel."""
+    if entry.is_package_asset:
+        source = f"bundled with the {entry.source.split(':', 1)[-1]} package (works offline)"
+    else:
+        source = entry.url or "a download"
+    return f"{entry.description}. Licence: {entry.licence}. Weights: {source}."
+
+
 class ModelPanel(QWidget):
     """Choose and load a model. `model_loaded(model, choice)` fires in the UI thread."""
 
@@ -64,6 +73,9 @@ class ModelPanel(QWidget):
         self.model_combo.addItems(model_names())
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
+        self.info_label = QLabel()  # what the model is, its licence, where its weights come from
+        self.info_label.setWordWrap(True)
+        self.info_label.setTextInteractionFlags(self.info_label.textInteractionFlags() | Qt.TextSelectableByMouse)
         self.download_button = QPushButton("Download")
         self.download_progress = QProgressBar()
         self.download_progress.setVisible(False)
@@ -96,6 +108,7 @@ class ModelPanel(QWidget):
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("model", self.model_combo)
+        form.addRow(self.info_label)
         form.addRow(download_row)
         form.addRow(self.download_progress)
         form.addRow("checkpoint", checkpoint_row)
@@ -143,8 +156,10 @@ class ModelPanel(QWidget):
             status = model_status(name)
         except Exception as exc:  # unknown name: show, never crash the panel
             self.status_label.setText(str(exc))
+            self.info_label.setText("")
             self.download_button.setEnabled(False)
             return
+        self.info_label.setText(model_info_text(status.entry))
         size_mb = status.entry.approx_size_bytes / 1e6
         self.status_label.setText(f"{status.state} ({size_mb:.0f} MB)")
         self.download_button.setEnabled(not status.available and self._download_worker is None)

@@ -1,4 +1,5 @@
-"""Prompt layers: a Points layer (positive / negative clicks) and a Shapes layer (rectangles = boxes).
+"""Prompt layers: a Points layer (positive / negative clicks) and a Shapes layer (rectangles = boxes,
+polygons = lassos, paths = scribbles).
 
 Both share the image layer's geometry, so their `data` is in the scan's voxel indices
 `(z, y, x)`. Each point and shape carries the object it belongs to in its `features`
@@ -98,7 +99,7 @@ class PromptLayers:
                 name=name,
                 edge_width=2,
                 face_color=[0, 0, 0, 0],
-                features={"obj_id": np.empty(0, dtype=int)},
+                features={"obj_id": np.empty(0, dtype=int), "positive": np.empty(0, dtype=bool)},
                 **layer_geometry(self.image_layer),
             )
             layer.events.data.connect(self._on_boxes_changed)
@@ -109,12 +110,13 @@ class PromptLayers:
         self._current_obj_id = obj_id
         self._colors = dict(colors)
         self.points.feature_defaults = {"obj_id": obj_id, "positive": not self.negative}
-        self.boxes.feature_defaults = {"obj_id": obj_id}
+        self.boxes.feature_defaults = {"obj_id": obj_id, "positive": not self.negative}
         self.recolor()
 
     def set_negative(self, negative: bool) -> None:
         self.negative = bool(negative)
         self.points.feature_defaults = {"obj_id": self._current_obj_id, "positive": not self.negative}
+        self.boxes.feature_defaults = {"obj_id": self._current_obj_id, "positive": not self.negative}
 
     def remove_object(self, obj_id: int) -> None:
         """Delete every prompt of one object."""
@@ -186,10 +188,31 @@ class PromptLayers:
             vertex[axis] = float(slice_index)
             vertex[plane[0]], vertex[plane[1]] = float(a), float(b)
             corners.append(vertex)
-        self.boxes.feature_defaults = {"obj_id": obj_id}
-        self.boxes.add_rectangles(np.array(corners))
-        self.boxes.feature_defaults = {"obj_id": self._current_obj_id}
+        self._add_shape(obj_id, np.array(corners), "rectangle")
+
+    def _add_shape(self, obj_id: int, vertices: np.ndarray, shape_type: str, positive: bool = True) -> None:
+        self.boxes.feature_defaults = {"obj_id": obj_id, "positive": bool(positive)}
+        self.boxes.add(np.asarray(vertices, dtype=float), shape_type=shape_type)
+        self.boxes.feature_defaults = {"obj_id": self._current_obj_id, "positive": not self.negative}
         self.recolor()
+
+    @staticmethod
+    def _on_slice(axis: int, slice_index: int, rows_cols: np.ndarray) -> np.ndarray:
+        rows_cols = np.asarray(rows_cols, dtype=float).reshape(-1, 2)
+        plane = [a for a in range(3) if a != axis]
+        out = np.zeros((len(rows_cols), 3))
+        out[:, axis] = slice_index
+        out[:, plane[0]], out[:, plane[1]] = rows_cols[:, 0], rows_cols[:, 1]
+        return out
+
+    def add_lasso(self, obj_id: int, axis: int, slice_index: int, rows_cols: np.ndarray) -> None:
+        """Draw a closed polygon (lasso: a mask prompt) programmatically; vertices `(N, 2)` on the slice."""
+        self._add_shape(obj_id, self._on_slice(axis, slice_index, rows_cols), "polygon")
+
+    def add_scribble(self, obj_id: int, axis: int, slice_index: int, rows_cols: np.ndarray,
+                     positive: bool = True) -> None:
+        """Draw an open path (scribble: points along it) programmatically."""
+        self._add_shape(obj_id, self._on_slice(axis, slice_index, rows_cols), "path", positive)
 
     def add_point(self, obj_id: int, zyx: tuple, positive: bool = True) -> None:
         """Place a point programmatically (scripts, tests, screenshots)."""

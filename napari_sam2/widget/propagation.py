@@ -77,29 +77,55 @@ class BoxItem:
 
 
 @dataclass(frozen=True)
+class MaskItem:
+    """A mask prompt on one slice: a lasso (closed polygon) or a paint/erase correction.
+
+    `mask` is the slice's `(rows, cols)` bool mask; `key` names it (kind, object, slice, content).
+    """
+
+    obj_id: int
+    axis: int
+    slice_index: int
+    mask: np.ndarray
+    key: tuple
+
+    def keys(self) -> set:
+        return {self.key}
+
+
+@dataclass(frozen=True)
 class PromptBatch:
-    """Prompts to hand to the session, grouped as it takes them."""
+    """Prompts to hand to the session, grouped as it takes them (boxes, then points, then masks)."""
 
     axis: int
     point_groups: tuple = ()
     boxes: tuple = ()
     skipped: tuple = ()  # human-readable reasons for prompts that cannot be used
+    masks: tuple = ()  # MaskItem: lassos and paint corrections, in the order they were made
 
     @property
     def empty(self) -> bool:
-        return not self.point_groups and not self.boxes
+        return not self.point_groups and not self.boxes and not self.masks
 
     def keys(self) -> set:
         out: set = set()
-        for item in (*self.point_groups, *self.boxes):
+        for item in (*self.point_groups, *self.boxes, *self.masks):
             out |= item.keys()
         return out
+
+    def slices(self) -> set:
+        """The slices these prompts are on."""
+        return {item.slice_index for item in (*self.point_groups, *self.boxes, *self.masks)}
+
+    def with_masks(self, masks: Iterable[MaskItem]) -> "PromptBatch":
+        return PromptBatch(self.axis, self.point_groups, self.boxes, self.skipped, (*self.masks, *masks))
 
     def without(self, sent: set) -> "PromptBatch":
         """Only what is new: boxes not sent yet, and point groups with at least one new point."""
         groups = tuple(g.only_new(sent) for g in self.point_groups if not g.keys() <= sent)
         boxes = tuple(b for b in self.boxes if not b.keys() <= sent)
-        return PromptBatch(self.axis, groups, boxes, self.skipped)
+        masks = tuple(m for m in self.masks if not m.keys() <= sent)
+        return PromptBatch(self.axis, groups, boxes, self.skipped, masks)
 
     @classmethod
     def from_layers(cls, prompts: Any, objects: Iterable[Any], axis: Optional[int] = None) -> "PromptBatch":
@@ -161,6 +187,14 @@ def session_class() -> Any:
     return cls
 
 
+def make_session(scan: Any, model: Any, embedding_store: Any = None, **options: Any) -> Any:
+    """A session on `scan`; the embedding store is passed to sessions that take it."""
+    cls = session_class()
+    if embedding_store is not None and "embedding_store" in inspect.signature(cls).parameters:
+        options["embedding_store"] = embedding_store
+    return cls(scan, model, **options)
+
+
 def propagation_steps(**options: Any) -> Generator[Step, None, Result]:
     """Worker body (see `_propagation_steps`); a `RuntimeError` (torch) reaches napari as `WorkerError`."""
     return (yield from reraise_runtime_errors(_propagation_steps(**options)))
@@ -178,11 +212,16 @@ def _propagation_steps(
     prompts: PromptBatch,
     direction: str,
     cancel: threading.Event,
+    propagate: bool = True,
+    embedding_store: Any = None,
 ) -> Generator[Step, None, Result]:
-    """Worker body: (build the session,) send prompts, propagate; yield a `Step` per finished slice."""
+    """Worker body: (build the session,) send prompts, propagate; yield a `Step` per finished slice.
+
+    `propagate=False`: send the prompts only (each prompted slice's 2D result, at once).
+    """
     start = time.perf_counter()
     if session is None:
-        session = session_class()(scan, model, axis=axis, window=window, device=device)
+        session = make_session(scan, model, axis=axis, window=window, device=device, embedding_store=embedding_store)
         yield Step(session=session)
     slice_axis = prompts.axis
     accepts_direction = "direction" in inspect.signature(session.propagate).parameters
@@ -193,8 +232,12 @@ def _propagation_steps(
             for box in prompts.boxes:
                 session.add_box(box.obj_id, box.slice_index, box.box_rc)
             for group in prompts.point_groups:
-                session.add_points(group.obj_id, np.asarray(group.points_zyx, dtype=float), np.asarray(group.labels))
-            if cancel.is_set():
+                if group.points_zyx:
+                    session.add_points(group.obj_id, np.asarray(group.points_zyx, dtype=float),
+                                       np.asarray(group.labels))
+            for item in prompts.masks:
+                session.add_mask(item.obj_id, item.slice_index, item.mask)
+            if cancel.is_set() or not propagate:
                 return None
             options: dict[str, Any] = {
                 "progress": lambda done, total: report(("progress", int(done), int(total))),

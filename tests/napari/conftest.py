@@ -7,6 +7,16 @@ import pytest
 from tests.napari.helpers import FakeModel, FakeSession
 
 
+@pytest.fixture(autouse=True)
+def private_embedding_store(tmp_path_factory, monkeypatch):
+    """Widget tests keep image embeddings in a temporary folder, never in the user's cache."""
+    from sam2core.predictor.embedding_store import ROOT_ENV
+
+    folder = tmp_path_factory.mktemp("embeddings")
+    monkeypatch.setenv(ROOT_ENV, str(folder))
+    return folder
+
+
 @pytest.fixture
 def notifications():
     """The napari notifications dispatched during the test."""
