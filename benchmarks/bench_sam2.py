@@ -105,7 +105,7 @@ def worker(args) -> None:
             model.load_state_dict(weights, strict=True)
             model.eval()
         del weights
-        predictor = VideoPredictor(model, autocast_dtype=torch.bfloat16 if args.impl == "ours bf16" else None)
+        predictor = VideoPredictor(model, precision="bf16" if args.impl == "ours bf16" else "fp32")
 
         def read_jpeg(index: int) -> torch.Tensor:
             rgb = np.array(Image.open(folder / f"{index:05d}.jpg").convert("RGB"))

@@ -8,7 +8,8 @@ itself, and the 3D Dice per organ against the reference labels. Each configurati
 fresh `NAPARI_SAM2_HOME`, whose first `auto` run (export + measurement, reported separately)
 is not timed. Boxes: the tight box of the reference label on its largest slice.
 
-Part b (SAM 2 interactive workflow vs the official predictor) is added separately.
+Part b (SAM 2 interactive workflow vs the official predictor, 1024 input, 32 and 128 frames):
+benchmarks/_workflow_sam2.py (run it directly for other sizes, e.g. `--frames 16 --image-size 512`).
 
     python benchmarks/bench_workflow.py [--part a|b|all] [--repeats 1] [--data ../shared/data/totalseg]
 """
@@ -148,7 +149,15 @@ def _auto_choice(home: Path) -> str:
     return f"auto picked {' '.join(entry['choice'])} (measured: {timings})"
 
 
-PARTS: dict[str, Callable] = {"a": run_part_a}
+def run_part_b(args) -> None:
+    """Part b (SAM 2 workflow vs the official predictor) lives in _workflow_sam2.py; its options: that file's -h."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _workflow_sam2 import main as part_b
+
+    part_b([])
+
+
+PARTS: dict[str, Callable] = {"a": run_part_a, "b": run_part_b}
 
 
 def main(argv=None) -> int:
