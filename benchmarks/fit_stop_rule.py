@@ -11,8 +11,8 @@ run of `absent_slices` absent slices; 3D Dice follows from the counts. Threshold
 on a grid to maximise the mean Dice over rows, once on all rows (in-sample) and once per
 left-out source on the three others (cross-validated); both are printed.
 
-    python benchmarks/fit_stop_rule.py record [--variant default] [--only CASE ...]
-    python benchmarks/fit_stop_rule.py fit [--variant default]
+    python benchmarks/fit_stop_rule.py record [--variant wide_gate] [--only CASE ...]
+    python benchmarks/fit_stop_rule.py fit [--variants wide_gate narrow_gate previous ...]
 """
 
 from __future__ import annotations
@@ -37,10 +37,15 @@ CACHE = Path.home() / ".cache" / "napari-sam2-devset"
 # bf16 autocast encoder: what precision "auto" runs on a CPU with native bf16 (AMX / AVX-512 BF16)
 PRECISION = "bf16"
 
+# Carrying rules recorded (each with the stop rule off); the fit chooses among them too.
+WIDE = (0.0, 0.12, 0.25)
 VARIANTS = {
-    "default": {},
-    "no_gate": {"appearance_gate": 0.0},
-    "previous": {"margin_ratios": (0.0, 0.12, 0.25), "appearance_gate": 0.0},
+    "wide_gate": {"margin_ratios": WIDE, "appearance_gate": 0.15},  # the default CarryConfig()
+    "narrow_gate": {"margin_ratios": (0.0, 0.1), "appearance_gate": 0.15},
+    "no_gate": {"margin_ratios": (0.0, 0.1), "appearance_gate": 0.0},
+    "previous": {"margin_ratios": WIDE, "appearance_gate": 0.0},  # the rule tuned on example_ct_sm
+    "wide_weak_gate": {"margin_ratios": WIDE, "appearance_gate": 0.05},
+    "wide_app": {"margin_ratios": WIDE, "appearance_gate": 0.0, "appearance_weight": 1.0},
     "plain": None,
 }
 
@@ -127,8 +132,8 @@ def cmd_record(args) -> int:
             continue
         started = time.perf_counter()
         row = record_row(item, model, args.variant)
-        if args.ceiling or "ceiling" not in (done.get(item.name) or {}):
-            row["ceiling"] = record_ceiling(item, model)
+        old = done.get(item.name) or {}
+        row["ceiling"] = record_ceiling(item, model) if args.ceiling or "ceiling" not in old else old["ceiling"]
         done[item.name] = row
         out.write_bytes(pickle.dumps(done))
         print(f"{item.name}: {time.perf_counter() - started:.0f} s, window {row['window']}, "
@@ -183,44 +188,66 @@ def objective(rows: list[dict], rule: dict) -> float:
     return float(np.mean([row_dice(r, *cut_extent(r, rule)) for r in rows]))
 
 
-def best_rule(rows: list[dict]) -> tuple[dict, float]:
+def best_rule(rows_by_variant: dict) -> tuple:
+    """(variant, rule, mean Dice) maximising the mean Dice over the given rows of each variant."""
     best = None
-    for rule in grid():
-        value = objective(rows, rule)
-        if best is None or value > best[1] + 1e-9:
-            best = (rule, value)
+    for variant, rows in rows_by_variant.items():
+        for rule in grid():
+            value = objective(rows, rule)
+            if best is None or value > best[2] + 1e-9:
+                best = (variant, rule, value)
     return best
 
 
+def end_error(row: dict, first: int, last: int) -> int:
+    held = np.flatnonzero(row["t_area"] > 0)
+    return max(abs(first - int(held[0])), abs(last - int(held[-1])))
+
+
 def cmd_fit(args) -> int:
-    data = pickle.loads((args.cache / f"record-{args.variant}.pkl").read_bytes())
-    rows = list(data.values())
-    rule, value = best_rule(rows)
-    print(f"in-sample best rule ({len(rows)} rows): {rule} mean Dice {value:.3f}")
-    sources = sorted({r["source"] for r in rows})
+    data = {v: pickle.loads((args.cache / f"record-{v}.pkl").read_bytes()) for v in args.variants}
+    names = [n for n in data[args.variants[0]] if all(n in d for d in data.values())]
+    rows = {v: [data[v][n] for n in names] for v in args.variants}
+    variant, rule, value = best_rule(rows)
+    print(f"in-sample best ({len(names)} rows): variant {variant}, rule {rule}, mean Dice {value:.3f}")
+    sources = sorted({r["source"] for r in rows[variant]})
     cv = {}
     for source in sources:
-        train = [r for r in rows if r["source"] != source]
-        test = [r for r in rows if r["source"] == source]
-        fold_rule, _ = best_rule(train)
-        for r in test:
-            cv[r["name"]] = (row_dice(r, *cut_extent(r, fold_rule)), fold_rule)
-        print(f"left out {source}: rule {fold_rule}")
-    print("\n| row | group | in-sample Dice | cross-validated Dice | no stop | ceiling |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for r in rows:
+        train = {v: [r for r in rs if r["source"] != source] for v, rs in rows.items()}
+        fold_variant, fold_rule, _ = best_rule(train)
+        for r in rows[fold_variant]:
+            if r["source"] == source:
+                cut = cut_extent(r, fold_rule)
+                cv[r["name"]] = (row_dice(r, *cut), end_error(r, *cut))
+        print(f"left out {source}: variant {fold_variant}, rule {fold_rule}")
+    print("\n| row | group | in-sample Dice | cross-validated Dice | no stop | ceiling | end error (slices) | at cap |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    within, capped = 0, 0
+    for r in rows[variant]:
+        cut = cut_extent(r, rule)
         full = row_dice(r, 0, r["num_slices"] - 1)
-        print(f"| {r['name']} | {r['group']} | {row_dice(r, *cut_extent(r, rule)):.3f} | {cv[r['name']][0]:.3f} | "
-              f"{full:.3f} | {ceiling_dice(r) if 'ceiling' in r else float('nan'):.3f} |")
-    ins = np.mean([row_dice(r, *cut_extent(r, rule)) for r in rows])
-    print(f"\nmean Dice in-sample {ins:.3f}, cross-validated {np.mean([v[0] for v in cv.values()]):.3f}")
+        at_cap = (0 < r["cap"][0] >= cut[0]) or (r["num_slices"] - 1 > r["cap"][1] <= cut[1])
+        within += end_error(r, *cut) <= 2
+        capped += at_cap
+        print(f"| {r['name']} | {r['group']} | {row_dice(r, *cut):.3f} | {cv[r['name']][0]:.3f} | {full:.3f} | "
+              f"{ceiling_dice(r) if 'ceiling' in r else float('nan'):.3f} | {end_error(r, *cut)} | "
+              f"{'yes' if at_cap else ''} |")
+    ins = np.mean([row_dice(r, *cut_extent(r, rule)) for r in rows[variant]])
+    print(f"\nmean Dice in-sample {ins:.3f}, cross-validated {np.mean([v[0] for v in cv.values()]):.3f}; "
+          f"both ends within 2 slices: in-sample {within}/{len(names)}, cross-validated "
+          f"{sum(v[1] <= 2 for v in cv.values())}/{len(names)}; rows stopped by the recording cap: {capped}")
+    for v in args.variants:
+        best_v = best_rule({v: rows[v]})
+        print(f"variant {v}: best in-sample mean {best_v[2]:.3f} with {best_v[1]}")
     return 0
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["record", "fit"])
-    parser.add_argument("--variant", default="default", choices=list(VARIANTS))
+    parser.add_argument("--variant", default="wide_gate", choices=list(VARIANTS), help="carrying rule to record")
+    parser.add_argument("--variants", nargs="+", default=["wide_gate", "narrow_gate", "previous"], choices=list(VARIANTS),
+                        help="recorded carrying rules to choose from (fit)")
     parser.add_argument("--devset", type=Path, default=DEVSET)
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--only", nargs="*", default=None)

@@ -60,8 +60,10 @@ class Session:
     `axis`: "axial", "coronal" or "sagittal" (by the scan's direction). `window`: "auto", a CT
     preset ("soft_tissue", "liver", "lung", "bone", "brain"), "percentile", "LEVEL,WIDTH" or
     `(level, width)`. With "auto" on CT each object gets the window that suits its prompt
-    (lung, bone or soft tissue: `object_windows`); an explicit window holds for every object. `absent_slices`: a propagation direction stops for an object once it
-    has been absent on that many consecutive slices. `cleanup`: after a full propagation,
+    (lung, bone or soft tissue: `object_windows`); an explicit window holds for every object.
+    `absent_slices`: a propagation direction stops for an object once it has been absent on
+    that many consecutive slices (default: the carrying rule's, `CarryConfig.absent_slices`,
+    chosen with its thresholds; 2 for SAM 2). `cleanup`: after a full propagation,
     keep only each object's 3D component connected to its prompts and fill holes.
     `embedding_store`: None, "auto" (the user cache) or a folder: image embeddings persist on
     disk, so a later session on the same scan encodes nothing (image models).
@@ -75,7 +77,7 @@ class Session:
         window: WindowSpec = "auto",
         device: Any = None,
         *,
-        absent_slices: int = 2,
+        absent_slices: Optional[int] = None,
         cleanup: bool = True,
         checkpoint: Any = None,
         predictor: Any = None,
@@ -92,9 +94,8 @@ class Session:
         self.window = resolve_window(window, array, modality)
         auto = window is None or (isinstance(window, str) and window.strip().lower() == "auto")
         self.window_per_object = bool(auto and is_ct(array, modality))
-        if int(absent_slices) < 1:
+        if absent_slices is not None and int(absent_slices) < 1:
             raise VolumeError(f"absent_slices must be >= 1; got {absent_slices}")
-        self.absent_slices = int(absent_slices)
         self.cleanup = bool(cleanup)
         self.model = _resolve_model(model, device, checkpoint)
         if predictor is None:
@@ -107,6 +108,9 @@ class Session:
                 options.setdefault("embedding_store", store)
             predictor = make_predictor(self.model, **options)
         self.predictor = predictor
+        if absent_slices is None:
+            absent_slices = getattr(getattr(predictor, "config", None), "absent_slices", 2)
+        self.absent_slices = int(absent_slices)
 
         self._tracks = TrackSet(array, self.geometry, self.window, self.window_per_object, self.predictor.init_state)
         if not self.window_per_object:

@@ -50,8 +50,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--extent", action="append", default=[], metavar="OBJ:FIRST:LAST",
                         help="object OBJ lies on slices FIRST..LAST (inclusive): propagation never goes "
                              "past them and does not stop inside them; repeat per object")
-    parser.add_argument("--absent-slices", type=int, default=2,
-                        help="stop after the object is absent on this many slices (default 2)")
+    parser.add_argument("--absent-slices", type=int, default=None,
+                        help="stop after the object is absent on this many slices (default: the "
+                             "carrying rule's, chosen with its thresholds on the dev set)")
     parser.add_argument("--no-cleanup", action="store_true",
                         help="keep raw propagated masks (no 3D component / hole clean-up)")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
@@ -83,7 +84,7 @@ def run(args) -> int:
     try:
         objects = collect_prompts(args.box, args.point, args.prompts)
         extents = parse_extents(args.extent)
-        if args.absent_slices < 1:
+        if args.absent_slices is not None and args.absent_slices < 1:
             raise BadArguments(f"--absent-slices must be >= 1; got {args.absent_slices}")
         path = args.scan
         if path == "sample":

@@ -36,25 +36,30 @@ class CarryConfig:
     carrying (previous mask's box, no margin, no constraint, no stop).
     """
 
-    margin_ratios: tuple[float, ...] = (0.0, 0.1)  # candidate boxes: margin = ratio * sqrt(area)
+    margin_ratios: tuple[float, ...] = (0.0, 0.12, 0.25)  # candidate boxes: margin = ratio * sqrt(area)
     multimask: bool = False  # the first box's three multimask outputs are candidates too
     mask_prompt: bool = False  # first box + previous mask as mask prompt is a candidate too
     min_margin_px: float = 1.0
     max_margin_px: float = 30.0
     dilation_ratio: Optional[float] = 0.12  # new mask within prev mask dilated by this (None: no constraint)
     min_dilation_px: int = 2
-    agreement_weight: float = 1.0  # candidate value = predicted IoU + weight * Dice with prev mask
+    agreement_weight: float = 1.0  # candidate value = predicted IoU + weight * Dice with prev mask ...
+    appearance_weight: float = 0.0  # ... + weight * the candidate's object posterior / the prompted mask's
     appearance_gate: float = 0.15  # new pixels (outside prev) with object posterior below this are dropped
     mask_threshold: float = 0.5  # logits above this are the object (yielded logits are shifted by it)
     stop: bool = True  # False: present while the mask is not empty (no stop rule)
-    # ---- stop rule (presence margins; chosen by leave-one-source-out on the dev set)
-    min_iou: float = 0.5  # gone below this predicted IoU ...
-    iou_drop: float = 0.12  # ... or this far below its recent median
+    # ---- stop rule (presence margins). The carrying variant and these thresholds were chosen
+    # together on a grid by leave-one-source-out cross-validation on the dev set
+    # (benchmarks/fit_stop_rule.py, docs/propagation.md): the appearance signal decides; the
+    # predicted-IoU and area-collapse criteria did not help on scans from other sources and are off.
+    min_iou: float = 0.0  # gone below this predicted IoU (0: off) ...
+    iou_drop: float = 1.0  # ... or this far below its recent median (1: off)
     iou_history: int = 3  # frames in that median
     min_overlap: float = 0.5  # fraction of the raw new mask inside the dilated prev mask
-    min_area_ratio: float = 0.15  # new area / prev area; below: gone
-    min_appearance: float = 0.0  # new mask's object posterior / the prompted mask's; below: gone
+    min_area_ratio: float = 0.0  # new area / prev area; below: gone (0: off)
+    min_appearance: float = 0.7  # new mask's object posterior / the prompted mask's; below: gone
     min_area_px: int = 4
+    absent_slices: int = 3  # a direction ends after this many absent slices (`volume.Session`'s default)
     lookback: int = 2  # frames back to find a present mask to carry from
 
     @classmethod
@@ -189,6 +194,8 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
         mask = (candidate > 0) & allowed
         masks.append(mask)
         value = candidate_iou + config.agreement_weight * mask_dice(mask, prev)
+        if use_appearance and config.appearance_weight:
+            value += config.appearance_weight * appearance.mean_posterior(plane, mask) / appearance.reference
         if best is None or value > best[0]:
             best = (value, candidate, mask, candidate_iou)
     _, logits, mask, iou = best
