@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 # Each module defines `add_parser(subparsers)` which registers its subcommand(s) and sets
 # `func=callable(args) -> int` as the parser default.
-_SUBCOMMAND_MODULES = ["info", "segment", "evaluate", "models", "batch"]
+_SUBCOMMAND_MODULES = ["info", "segment", "evaluate", "models", "batch", "cache"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -541,7 +541,9 @@ class SegmentationWidget(InteractiveMixin, QWidget):
             return
         image = self.image_layer()
         self._run_target = self.ensure_labels_layer()
-        if not batch.empty or propagate:
+        if getattr(self, "_recorded", False):
+            self._recorded = False
+        elif not batch.empty or propagate:
             what = ("propagation" if not self._sent else "correction") if propagate else "prompt"
             self._record(what)
         self.progress.setRange(0, 0)

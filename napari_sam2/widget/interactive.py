@@ -142,7 +142,7 @@ class InteractiveMixin:
             return
         self._record("paint correction", labels=before)
         self._corrections.extend(items)
-        self._paint_pending = True
+        self._recorded = True  # the run that sends the correction is part of this undo step
         self.send_prompts(then_propagate=self.at_once_check.isChecked())
 
     # ----------------------------------------------------------------- extent

@@ -78,7 +78,7 @@ def weights_hash(model: Any) -> str:
         h = hashlib.blake2b(digest_size=16)
         for name, tensor in sorted(state_dict().items()):
             h.update(name.encode())
-            h.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+            h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return h.hexdigest()
     plain = {k: v for k, v in sorted(vars(model).items()) if isinstance(v, (int, float, str, bool))}
     return _digest(json.dumps(plain, sort_keys=True))
