@@ -6,6 +6,8 @@ milliseconds on the 512 x 512 sample.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 SLICES_EACH_SIDE = 4
@@ -21,6 +23,11 @@ def paint_boxes(array_zyx: np.ndarray, boxes: dict[int, tuple]) -> np.ndarray:
     return labels
 
 
+@dataclass(frozen=True)
+class _Window:
+    name: str
+
+
 class BoxPainterSession:
     """What `napari-sam2 segment` uses of `volume.Session`, painting boxes (see module doc)."""
 
@@ -33,6 +40,14 @@ class BoxPainterSession:
     @property
     def object_ids(self) -> list[int]:
         return sorted(self.boxes)
+
+    @property
+    def object_windows(self) -> dict:
+        return {obj_id: _Window("HU>40") for obj_id in self.boxes}
+
+    @property
+    def slices_encoded_per_window(self) -> dict[str, int]:
+        return {"HU>40": self.slices_encoded}
 
     def add_box(self, obj_id, slice_index, box):
         self.boxes[int(obj_id)] = (int(slice_index), *(int(v) for v in box))

@@ -17,8 +17,11 @@ BOX = "10,196,107,374,269"
 
 @pytest.fixture
 def fake_session(monkeypatch):
+    """No model weights, no propagation: `segment` paints the boxes (the PACS path is under test)."""
+    import sam2core.build
     import volume
 
+    monkeypatch.setattr(sam2core.build, "load_model", lambda name, **kw: object())
     monkeypatch.setattr(volume, "Session", BoxPainterSession)
 
 
