@@ -66,10 +66,12 @@ class RoPEAttention(Attention):
             if num_k_rope != lq:
                 if not self.rope_k_repeat or num_k_rope % lq != 0:
                     raise ValueError(f"{num_k_rope} rotary keys do not tile {lq} queries (rope_k_repeat={self.rope_k_repeat})")
-                reps = num_k_rope // lq
-                cos, sin = cos.repeat(reps, 1), sin.repeat(reps, 1)
-            k_rope = rotate(k[:, :, :num_k_rope], cos, sin)
-            k = torch.cat([k_rope, k[:, :, num_k_rope:]], dim=2) if num_k_exclude_rope > 0 else k_rope
+                cos, sin = self.rope.tables(w, h, q.device, repeats=num_k_rope // lq)
+            if num_k_exclude_rope == 0:
+                k = rotate(k, cos, sin)
+            else:  # rotate the spatial keys in place (k is this call's own projection), pointers untouched
+                k = k.clone() if k.requires_grad else k
+                k[:, :, :num_k_rope] = rotate(k[:, :, :num_k_rope], cos, sin)
         return self._attend(q, k, v)
 
 
@@ -119,17 +121,23 @@ class MemoryAttentionLayer(nn.Module):
         query_pos: Optional[torch.Tensor] = None,
         num_k_exclude_rope: int = 0,
         feat_hw: Optional[tuple[int, int]] = None,
+        memory_keys: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
-        """Batch-first tensors: tgt `(B, L, C)`, memory `(B, M, C_mem)`."""
+        """Batch-first tensors: tgt `(B, L, C)`, memory `(B, M, C_mem)`.
+
+        `memory_keys`: `memory + pos` when the caller computed it once for every layer.
+        """
         x = self.norm1(tgt)
         qk = x + query_pos if self.pos_enc_at_attn else x
         tgt = tgt + self.dropout(self._call_attn(self.self_attn, qk, qk, x, 0, feat_hw))
 
         x = self.norm2(tgt)
+        if memory_keys is None:
+            memory_keys = memory + pos if self.pos_enc_at_cross_attn_keys else memory
         x = self._call_attn(
             self.cross_attn_image,
             x + query_pos if self.pos_enc_at_cross_attn_queries else x,
-            memory + pos if self.pos_enc_at_cross_attn_keys else memory,
+            memory_keys,
             memory,
             num_k_exclude_rope,
             feat_hw,
@@ -179,6 +187,10 @@ class MemoryAttention(nn.Module):
         curr_pos = curr_pos.transpose(0, 1) if curr_pos is not None else None
         memory = memory.transpose(0, 1)
         memory_pos = memory_pos.transpose(0, 1) if memory_pos is not None else None
+        # The cross-attention keys' input is the same in every layer: add the positions once.
+        memory_keys = None
+        if memory_pos is not None and all(layer.pos_enc_at_cross_attn_keys for layer in self.layers):
+            memory_keys = memory + memory_pos
         for layer in self.layers:
             output = layer(
                 tgt=output,
@@ -187,5 +199,6 @@ class MemoryAttention(nn.Module):
                 query_pos=curr_pos,
                 num_k_exclude_rope=num_obj_ptr_tokens,
                 feat_hw=feat_hw,
+                memory_keys=memory_keys,
             )
         return self.norm(output).transpose(0, 1)

@@ -37,9 +37,20 @@ class AxialRope:
         self.theta = theta
         self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def tables(self, width: int, height: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def tables(self, width: int, height: int, device: torch.device,
+               repeats: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin `(repeats * height * width, head_dim / 2)`: the grid's table tiled `repeats` times."""
         key = (width, height, str(device))
         if key not in self._cache:
             angles = axial_rope_angles(self.head_dim, width, height, self.theta).to(device)
             self._cache[key] = (torch.cos(angles), torch.sin(angles))
-        return self._cache[key]
+        if repeats == 1:
+            return self._cache[key]
+        # One tiled table, the longest asked for so far; shorter tilings are views of it.
+        tiled_key = key + ("tiled",)
+        length = repeats * width * height
+        if tiled_key not in self._cache or self._cache[tiled_key][0].shape[0] < length:
+            cos, sin = self._cache[key]
+            self._cache[tiled_key] = (cos.repeat(repeats, 1), sin.repeat(repeats, 1))
+        cos, sin = self._cache[tiled_key]
+        return cos[:length], sin[:length]
