@@ -3,8 +3,10 @@
     xvfb-run -a .venv/bin/python docs/screenshots.py            # writes docs/images/*.png
 
 One box around the liver on the middle slice (placed from the sample's reference labels),
-propagation in both directions with the dock widget, then two pictures: the window with the
-widget and a 2D slice (`widget_2d.png`), and a 3D view of the segmentation (`view_3d.png`).
+propagation in both directions with the dock widget, then three pictures: the window with the
+widget and a 2D slice (`widget_2d.png`); a correction — part of the liver erased with the
+paint tool on one slice, propagated again (`correction_2d.png`); and a 3D view of the
+segmentation (`view_3d.png`).
 Takes 1-20 minutes on a CPU (20 LiteMedSAM encodes), seconds on a GPU.
 """
 
@@ -85,6 +87,24 @@ def main() -> None:
     for _ in range(10):
         app.processEvents()
     _save_small(viewer.screenshot(canvas_only=False, flash=False), args.out / "widget_2d.png", 1200)
+
+    # a correction: erase the liver's lateral third on a slice with the brush, propagate again
+    corrected = middle + 3
+    plane = np.asarray(widget.labels_layer.data[corrected])
+    cols = np.flatnonzero((plane == liver.obj_id).any(axis=0))
+    cut = int(cols[0] + (cols[-1] - cols[0]) * 2 // 3)
+    rr, cc = np.nonzero(plane[:, cut:] == liver.obj_id)
+    widget.use_paint_tool()
+    widget.labels_layer.data_setitem((np.full(rr.shape, corrected), rr, cc + cut), 0)  # as a stroke would
+    _wait(widget, app, args.timeout_s)
+    widget.propagate(direction="both directions")
+    _wait(widget, app, args.timeout_s)
+    print(f"correction: {widget.status.text()}")
+    viewer.dims.set_point(0, image.data_to_world((corrected, 0, 0))[0])
+    viewer.reset_view()
+    for _ in range(10):
+        app.processEvents()
+    _save_small(viewer.screenshot(canvas_only=False, flash=False), args.out / "correction_2d.png", 1200)
 
     # 3D: the segmented liver as a surface among the bones (CT shown as a MIP in a bone window)
     for layer in (widget.prompt_layers.points, widget.prompt_layers.boxes):
