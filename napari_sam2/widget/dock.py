@@ -16,7 +16,6 @@ from typing import Any, Optional
 import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
-    QApplication,
     QCheckBox,
     QComboBox,
     QFileDialog,
@@ -39,7 +38,7 @@ from napari_sam2.widget.model_panel import ModelPanel
 from napari_sam2.widget.objects import ObjectList
 from napari_sam2.widget.pacs import PacsControls
 from napari_sam2.widget.prompts import PromptLayers
-from napari_sam2.widget.shortcuts import SHORTCUTS, bind_shortcuts, radiological_orientation
+from napari_sam2.widget.shortcuts import SHORTCUTS, bind_shortcuts, control_name, radiological_orientation
 from napari_sam2.widget.propagation import (
     DIRECTIONS,
     PromptBatch,
@@ -343,39 +342,6 @@ class SegmentationWidget(InteractiveMixin, QWidget):
             self.viewer.layers.selection.active = prompts.boxes
             prompts.boxes.mode = "add_rectangle"
 
-    def use_lasso_tool(self) -> None:
-        prompts = self._guarded(self.ensure_prompt_layers)
-        if prompts is not None:
-            self.viewer.layers.selection.active = prompts.boxes
-            prompts.boxes.mode = "add_polygon_lasso"
-
-    def use_scribble_tool(self) -> None:
-        prompts = self._guarded(self.ensure_prompt_layers)
-        if prompts is not None:
-            self.viewer.layers.selection.active = prompts.boxes
-            prompts.boxes.mode = "add_path"
-
-    def use_paint_tool(self) -> None:
-        if self._guarded(self.ensure_prompt_layers) is None:
-            return
-        labels = self.ensure_labels_layer()
-        labels.selected_label = self.objects.current_id() or 1
-        self.viewer.layers.selection.active = labels
-        labels.mode = "paint"
-
-    def _on_prompt_data(self, event: Any) -> None:
-        """A prompt was added or moved: send it (its slice's mask appears) once the mouse is released."""
-        action = str(getattr(event, "action", "")).lower()
-        if self._restoring or not (action.endswith("added") or action.endswith("changed")):
-            return
-        self._prompt_timer.start()
-
-    def _prompt_timer_fired(self) -> None:
-        if QApplication.mouseButtons():
-            self._prompt_timer.start()  # still drawing
-            return
-        self.send_prompts()
-
     def _on_negative_toggled(self, checked: bool) -> None:
         if self.prompt_layers is not None:
             self.prompt_layers.set_negative(checked)
@@ -574,25 +540,6 @@ class SegmentationWidget(InteractiveMixin, QWidget):
         self.last_run = {"slices": 0, "cancelled": False}
         worker.start()
 
-    def _embedding_store(self) -> Any:
-        """Where embeddings persist ("auto": the user cache; see sam2core.predictor.embedding_store)."""
-        return "auto"
-
-    def _prepare_session(self) -> None:
-        """A model is ready and a scan open: make the session now and start encoding ahead."""
-        if self.session is not None or self.is_running() or self.image_layer() is None \
-                or not self.precompute_check.isChecked() or not self.model_panel.is_ready():
-            return
-        from napari_sam2.widget.propagation import make_session
-
-        choice = self.model_panel.choice()
-        session = self._guarded(lambda: make_session(
-            scan_from_image_layer(self.image_layer()), self.model_panel.model, axis=self.axis_combo.currentText(),
-            window=self._window_spec(), device=choice.device, embedding_store=self._embedding_store()))
-        if session is not None:
-            self.session, self._session_key, self._sent = session, self._session_settings(), set()
-            self.start_precompute()
-
     def _window_spec(self) -> str:
         """The window the model sees; "auto" on a CT-like scan without a CT modality tag is soft tissue."""
         name = self.window_combo.currentText()
@@ -711,10 +658,3 @@ class SegmentationWidget(InteractiveMixin, QWidget):
             self.status.setText(f"error: {exc}")
             return None
 
-
-def control_name(widget: Any, control: Any) -> Optional[str]:
-    """The attribute name of one of the widget's controls (to look its shortcut up)."""
-    for name, value in vars(widget).items():
-        if value is control:
-            return name
-    return None

@@ -12,6 +12,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from qtpy.QtWidgets import QApplication
+
 from napari_sam2.widget.corrections import labels_before, merge_plane, paint_corrections, touched_slices
 from napari_sam2.widget.history import History, LayerContent, WidgetState
 from napari_sam2.widget.worker import reraise_runtime_errors, stream_callbacks
@@ -125,6 +127,60 @@ class InteractiveMixin:
     def _write_labels(self, target: Any, labels: np.ndarray) -> None:
         merged = merge_plane(np.asarray(target.data), labels, self.protect_check.isChecked(), self._session_objects())
         target.data = np.array(merged, copy=True)
+
+    # ------------------------------------------------------------- tools, prompts
+    def use_lasso_tool(self) -> None:
+        prompts = self._guarded(self.ensure_prompt_layers)
+        if prompts is not None:
+            self.viewer.layers.selection.active = prompts.boxes
+            prompts.boxes.mode = "add_polygon_lasso"
+
+    def use_scribble_tool(self) -> None:
+        prompts = self._guarded(self.ensure_prompt_layers)
+        if prompts is not None:
+            self.viewer.layers.selection.active = prompts.boxes
+            prompts.boxes.mode = "add_path"
+
+    def use_paint_tool(self) -> None:
+        if self._guarded(self.ensure_prompt_layers) is None:
+            return
+        labels = self.ensure_labels_layer()
+        labels.selected_label = self.objects.current_id() or 1
+        self.viewer.layers.selection.active = labels
+        labels.mode = "paint"
+
+    def _on_prompt_data(self, event: Any) -> None:
+        """A prompt was added or moved: send it (its slice's mask appears) once the mouse is released."""
+        action = str(getattr(event, "action", "")).lower()
+        if self._restoring or not (action.endswith("added") or action.endswith("changed")):
+            return
+        self._prompt_timer.start()
+
+    def _prompt_timer_fired(self) -> None:
+        drawing = self.prompt_layers is not None and getattr(self.prompt_layers.boxes, "_is_creating", False)
+        if QApplication.mouseButtons() or drawing:
+            self._prompt_timer.start()  # still drawing (a drag, or a lasso/path not closed yet)
+            return
+        self.send_prompts()
+
+    def _embedding_store(self) -> Any:
+        """Where embeddings persist ("auto": the user cache; see sam2core.predictor.embedding_store)."""
+        return "auto"
+
+    def _prepare_session(self) -> None:
+        """A model is ready and a scan open: make the session now and start encoding ahead."""
+        if self.session is not None or self.is_running() or self.image_layer() is None \
+                or not self.precompute_check.isChecked() or not self.model_panel.is_ready():
+            return
+        from napari_sam2.widget.propagation import make_session, scan_from_image_layer
+
+        choice = self.model_panel.choice()
+        session = self._guarded(lambda: make_session(
+            scan_from_image_layer(self.image_layer()), self.model_panel.model, axis=self.axis_combo.currentText(),
+            window=self._window_spec(), device=choice.device, embedding_store=self._embedding_store()))
+        if session is not None:
+            self.session, self._session_key, self._sent = session, self._session_settings(), set()
+            self.start_precompute()
 
     # ------------------------------------------------------------------ paint
     def _on_paint(self, event: Any) -> None:

@@ -7,7 +7,7 @@ behind the session's back). The widget's tooltips show them; README lists them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 # control attribute of the dock widget -> napari key binding
 SHORTCUTS: dict[str, str] = {
@@ -63,3 +63,11 @@ def radiological_orientation(displayed_world_axes: Any) -> tuple[str, str]:
     vertical = "up" if rows == 0 else "down"  # superior up; posterior (+y) down
     horizontal = "right"  # +x (left) and +y (posterior) go to the right, whatever the view
     return vertical, horizontal
+
+
+def control_name(widget: Any, control: Any) -> Optional[str]:
+    """The attribute name of one of the widget's controls (to look its shortcut up)."""
+    for name, value in vars(widget).items():
+        if value is control:
+            return name
+    return None
