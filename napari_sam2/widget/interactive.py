@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
 from napari_sam2.widget.corrections import labels_before, merge_plane, paint_corrections, touched_slices
@@ -260,6 +261,8 @@ class InteractiveMixin:
             self._precompute_worker = None
             if self.precompute_bar.value() >= self.precompute_bar.maximum():
                 self.precompute_bar.setFormat("slices encoded ahead: %v / %m")
+            if self.session is not None and self._precompute_session is not self.session:
+                QTimer.singleShot(0, self.start_precompute)  # the session changed meanwhile: encode for the new one
 
     def stop_precompute(self) -> None:
         self._precompute_cancel.set()
