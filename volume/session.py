@@ -565,7 +565,7 @@ class Session:
                 unit.tentative.append((frame_idx, row, score))
                 unit.absent += 1
             stop = unit.absent >= self.absent_slices
-            if stop:
+            if stop and frame_idx != unit.limit:  # past the limit lies another unit's (or no) result
                 self._clear_results(obj, frame_idx + step, unit.limit)
             if stop or frame_idx == unit.limit:
                 unit.finished = True

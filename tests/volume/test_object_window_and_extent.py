@@ -222,3 +222,15 @@ def test_mask_box_fit_is_one_for_a_mask_filling_the_box():
     mask[5:11, 4:15] = True
     assert mask_box_fit(mask, np.array([4, 5, 14, 10])) == pytest.approx(1.0)
     assert mask_box_fit(mask, np.array([0, 0, 19, 19])) == pytest.approx(66 / 400)
+
+
+def test_a_pass_stopping_at_its_limit_keeps_the_next_prompts_slices():
+    vol = ellipsoid(SHAPE, (14, 20, 24), (13, 10, 12))
+    vol[12:14] = 0  # the object is missing on slices 12 and 13: the pass from slice 8 stops at 14, its limit
+    session = Session(FakeScan(vol), ThresholdImageModel(), window="0,1000", cleanup=False)
+    session.add_box(1, 8, (12, 14, 28, 34))
+    session.add_box(1, 20, (12, 14, 28, 34))
+    session.propagate()
+    session.add_box(1, 8, (12, 14, 28, 34))  # a correction re-propagates from slice 8 only
+    zs = np.flatnonzero((session.propagate() == 1).any(axis=(1, 2)))
+    assert 15 in zs.tolist()  # slice 15 belongs to the backward pass from slice 20
