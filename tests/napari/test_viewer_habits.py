@@ -42,7 +42,7 @@ def test_model_panel_shows_licence_and_weights_source(widget):
 def test_a_box_is_sent_at_once_without_propagating(widget, qtbot, fake_session):
     widget.objects.add_object()
     widget.ensure_prompt_layers().add_box(1, 0, 2, (3, 2), (8, 7))
-    qtbot.waitUntil(lambda: fake_session.instances and fake_session.instances[0].boxes, timeout=60_000)
+    qtbot.waitUntil(lambda: bool(fake_session.instances and fake_session.instances[0].boxes), timeout=60_000)
     wait_until_idle(qtbot, widget)
     session = fake_session.instances[0]
     assert session.boxes == [(1, 2, (3.0, 2.0, 8.0, 7.0))] and session.propagations == 0
