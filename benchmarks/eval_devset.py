@@ -91,8 +91,9 @@ def end_errors(result: dict, ref_first: int, ref_last: int) -> tuple:
 def summarise(rows: list[dict], method: str) -> list[str]:
     lines = []
     groups = sorted({r["group"] for r in rows})
-    for group in ["all", *groups]:
-        values = [r[method]["dice"] for r in rows if group == "all" or r["group"] == group]
+    for group in ["all", "organs", "lesions", *groups]:
+        values = [r[method]["dice"] for r in rows if group == "all" or r["group"] == group
+                  or r["group"].split()[0] == group]
         if values:
             lines.append(f"| {method} | {group} | {len(values)} | {np.mean(values):.3f} | {np.median(values):.3f} | "
                          f"{np.min(values):.3f} |")
