@@ -116,6 +116,7 @@ class Session:
         if not self.window_per_object:
             self._tracks.track(self.window)
         self._extents: dict[int, tuple[int, int]] = {}
+        self._extent_given: dict[int, tuple[bool, bool]] = {}  # which ends the user set
         self.cancelled = False
         self._clear()
 
@@ -362,6 +363,7 @@ class Session:
         self.predictor.remove_object(self._track_of(obj).state, obj)
         self._tracks.forget(obj)
         self._extents.pop(obj, None)
+        self._extent_given.pop(obj, None)
         slices = [s for s, r in self._results[obj].items() if r is not None]
         for table in (self._prompts, self._pending, self._results, self._scores):
             table.pop(obj, None)
@@ -375,6 +377,7 @@ class Session:
             track.objects.clear()
         self._tracks.of_object.clear()
         self._extents.clear()
+        self._extent_given.clear()
         self._clear()
 
     # ------------------------------------------------- undo and background work
@@ -416,6 +419,7 @@ class Session:
                 f"object {obj} has prompts on slices {outside}, outside the extent {lo}..{hi}; "
                 "remove them or widen the extent")
         self._extents[obj] = (lo, hi)
+        self._extent_given[obj] = (first is not None, last is not None)
         if lo > 0:
             self._clear_results(obj, 0, lo - 1)
         if hi < self.num_slices - 1:
@@ -434,12 +438,12 @@ class Session:
         the end of its extent, or the scan's end — and whether the pass is bounded (no stop rule)."""
         prompted = sorted(self._prompts[obj])
         lo, hi = self._extents.get(obj, (0, self.num_slices - 1))
-        bounded = obj in self._extents
+        low_given, high_given = self._extent_given.get(obj, (False, False))
         if reverse:
             before = [p for p in prompted if p < s]
-            return ((before[-1] + s) // 2 + 1, True) if before else (lo, bounded)
+            return ((before[-1] + s) // 2 + 1, True) if before else (lo, low_given)
         after = [p for p in prompted if p > s]
-        return ((s + after[0]) // 2, True) if after else (hi, bounded)
+        return ((s + after[0]) // 2, True) if after else (hi, high_given)
 
     def propagate(self, progress: Optional[ProgressCallback] = None,
                   cancel: Optional[threading.Event] = None,

@@ -13,7 +13,7 @@ restored exactly, but a correction propagated afterwards remembers the prompts o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -33,6 +33,7 @@ class SessionSnapshot:
     object_tracks: dict  # obj -> track key (window)
     clean: Optional[np.ndarray]  # the cleaned labels if they were up to date (never modified in place)
     predictor_states: dict  # track key -> copied state tables (dict states only)
+    extent_given: dict = field(default_factory=dict)  # obj -> (first given, last given)
 
 
 def _copy_state(state: Any) -> Optional[dict]:
@@ -60,6 +61,7 @@ def take_snapshot(session: Any) -> SessionSnapshot:
         results={obj: dict(per_slice) for obj, per_slice in session._results.items()},
         scores={obj: values.copy() for obj, values in session._scores.items()},
         extents=dict(session._extents),
+        extent_given=dict(session._extent_given),
         object_tracks={obj: track.key for obj, track in tracks.of_object.items()},
         clean=session._clean,
         predictor_states={key: _copy_state(track.state) for key, track in tracks.tracks.items()},
@@ -75,6 +77,7 @@ def restore_snapshot(session: Any, snapshot: SessionSnapshot) -> None:
     session._results = {obj: dict(per_slice) for obj, per_slice in snapshot.results.items()}
     session._scores = {obj: values.copy() for obj, values in snapshot.scores.items()}
     session._extents = dict(snapshot.extents)
+    session._extent_given = dict(snapshot.extent_given)
     tracks.of_object.clear()
     for track in tracks.tracks.values():
         track.objects.clear()

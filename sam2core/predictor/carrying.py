@@ -53,6 +53,10 @@ class _Output:
         return cls(r0, c0, logits[r0:r1, c0:c1].detach().to("cpu", torch.float16), score, (h, w), iou, **extra)
 
     @property
+    def has_mask(self) -> bool:
+        return self.logits.numel() > 0 and bool((self.logits > 0).any())
+
+    @property
     def present(self) -> bool:
         return self.score > 0 and self.logits.numel() > 0 and bool((self.logits > 0).any())
 
@@ -307,12 +311,18 @@ class CarryingPredictor:
             yield self._frame_result(state, frame_idx)
 
     def _carry_source(self, state: dict, obj: int, frame_idx: int, step: int) -> tuple[Optional[_Output], list]:
-        """The last present output behind `frame_idx`, and the predicted IoUs of recent present outputs."""
+        """The last output with a mask behind `frame_idx`, and the predicted IoUs of recent ones.
+
+        A mask the stop rule doubted is still carried on: whether a run of doubtful slices ends
+        the object is the consumer's decision (`volume.Session`: `absent_slices`, and none
+        between two prompts or inside a user's extent), and the rule's thresholds were chosen
+        on runs carried exactly like this (benchmarks/fit_stop_rule.py).
+        """
         outputs = state["outputs"][obj]
         source, ious = None, []
         for back in range(1, self.config.lookback + self.config.iou_history + 1):
             out = outputs.get(frame_idx - back * step)
-            if out is None or not out.present:
+            if out is None or not out.has_mask:
                 continue
             if source is None and back <= self.config.lookback:
                 source = out

@@ -110,7 +110,7 @@ class _FadingModel(ThresholdImageModel):
 
     def decode(self, embedding, **prompts):
         logits, iou = super().decode(embedding, **prompts)
-        if float(embedding.sum()) in self.doubtful:
+        if float((embedding > 0.75).sum()) in self.doubtful:  # the object's area on this slice
             iou = iou * 0 + 0.1
         return logits, iou
 
@@ -118,14 +118,37 @@ class _FadingModel(ThresholdImageModel):
 def test_two_prompted_slices_are_joined_without_gap_or_double_work():
     vol = ellipsoid(SHAPE, (15, 20, 24), (12, 10, 12))
     areas = {float((vol[z] > 0).sum()) for z in range(10, 14)}  # frame sums in window 0..1000
-    model = _FadingModel(doubtful=areas)  # the stop rule would end carrying on slices 10..13
-    session = Session(FakeScan(vol), model, window="0,1000")
+    model = _FadingModel(doubtful=areas)  # predicted IoU 0.1 on slices 10..13 ...
+    config = CarryConfig(min_iou=0.5)  # ... so this stop rule ends carrying there (outside a join)
+    session = Session(FakeScan(vol), model, window="0,1000", predictor_options={"config": config})
     session.add_box(1, 8, (13, 16, 27, 32))
     session.add_box(1, 16, (11, 13, 29, 35))
     labels = session.propagate()
     zs = np.flatnonzero((labels == 1).any(axis=(1, 2)))
     assert set(range(8, 17)) <= set(zs.tolist())  # no gap between the prompts
     assert len(model.encoded) == session.slices_encoded  # every slice encoded once
+
+
+def test_the_same_doubtful_slices_stop_a_pass_that_is_not_bounded():
+    vol = ellipsoid(SHAPE, (15, 20, 24), (12, 10, 12))
+    areas = {float((vol[z] > 0).sum()) for z in range(10, 14)}
+    config = CarryConfig(min_iou=0.5)
+    session = Session(FakeScan(vol), _FadingModel(doubtful=areas), window="0,1000",
+                      predictor_options={"config": config})
+    session.add_box(1, 16, (11, 13, 29, 35))
+    zs = np.flatnonzero((session.propagate() == 1).any(axis=(1, 2)))
+    assert zs[0] >= 14  # stopped at the doubtful slices (the control for the join test)
+
+
+def test_one_sided_extent_keeps_the_stop_rule_at_the_other_end():
+    vol = ellipsoid(SHAPE, (15, 20, 24), (12, 10, 12))
+    areas = {float((vol[z] > 0).sum()) for z in range(20, 24)}
+    session = Session(FakeScan(vol), _FadingModel(doubtful=areas), window="0,1000",
+                      predictor_options={"config": CarryConfig(min_iou=0.5)})
+    session.add_box(1, 16, (11, 13, 29, 35))
+    session.set_extent(1, 8, None)
+    zs = np.flatnonzero((session.propagate() == 1).any(axis=(1, 2)))
+    assert zs[0] == 8 and zs[-1] <= 21
 
 
 def leaking_plane(extra: int) -> tuple[np.ndarray, np.ndarray]:
