@@ -41,10 +41,18 @@ def _guarded(function):
 
 
 def _num_frames(ds) -> int:
-    try:
-        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
-    except (TypeError, ValueError):
+    """NumberOfFrames (1 when absent); a damaged value is an error naming the file, never repaired."""
+    value = ds.get("NumberOfFrames", None)
+    if value is None or value == "":
         return 1
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (number >= 1 and number == int(number)):
+        raise BadHeaderError(f"{getattr(ds, 'filename', None) or 'a DICOM file'}: NumberOfFrames {str(value)[:40]!r} "
+                             "is not a positive integer; the file is damaged (re-export it)")
+    return int(number)
 
 
 def _floats(value, n: int, what: str, path) -> np.ndarray:

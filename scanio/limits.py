@@ -109,7 +109,8 @@ def max_voxels_from_env() -> Optional[int]:
     except ValueError:
         value = float("nan")
     if not (value >= 1 and value < 1e18):
-        raise ValueError(f"{MAX_VOXELS_ENV}={text!r} must be a positive number of voxels, e.g. 2e9")
+        raise ScanTooLargeError(f"{MAX_VOXELS_ENV}={text!r} must be a positive number of voxels, e.g. 2e9; "
+                                "fix or unset it")
     return int(value)
 
 
