@@ -36,6 +36,7 @@ class FakeSession:
         self.labels = np.zeros(scan.array.shape, dtype=np.uint16)
         self.boxes: list = []
         self.points: list = []
+        self.masks: list = []
         self.propagations = 0
         self.slices_done: list[int] = []
         self.directions: list[str] = []
@@ -46,6 +47,10 @@ class FakeSession:
 
     def add_points(self, obj_id, points_zyx, labels):
         self.points.append((obj_id, np.asarray(points_zyx), np.asarray(labels)))
+
+    def add_mask(self, obj_id, slice_index, mask2d):
+        self.masks.append((obj_id, int(slice_index), np.asarray(mask2d, dtype=bool)))
+        self.labels[int(slice_index)][np.asarray(mask2d, dtype=bool)] = obj_id
 
     def remove_object(self, obj_id):
         self.labels[self.labels == obj_id] = 0

@@ -52,3 +52,15 @@ def test_a_box_is_sent_at_once_without_propagating(widget, qtbot, fake_session):
     widget.redo()
     assert len(widget.prompt_layers.boxes.data) == 1
     assert np.asarray(widget.labels_layer.data).shape == (6, 12, 10)
+
+
+def test_a_paint_stroke_is_sent_as_a_mask_correction(widget, qtbot, fake_session):
+    widget.objects.add_object()
+    widget.ensure_prompt_layers().add_box(1, 0, 2, (3, 2), (8, 7))
+    qtbot.waitUntil(lambda: bool(fake_session.instances and fake_session.instances[0].boxes), timeout=60_000)
+    wait_until_idle(qtbot, widget)
+    layer = widget.ensure_labels_layer()
+    layer.data_setitem((np.array([2, 2]), np.array([4, 4]), np.array([4, 5])), 1)
+    qtbot.waitUntil(lambda: bool(fake_session.instances[0].masks), timeout=60_000)
+    [(obj, s, mask)] = fake_session.instances[0].masks
+    assert (obj, s) == (1, 2) and mask[4, 4] and mask[4, 5]
