@@ -311,24 +311,29 @@ class CarryingPredictor:
             yield self._frame_result(state, frame_idx)
 
     def _carry_source(self, state: dict, obj: int, frame_idx: int, step: int) -> tuple[Optional[_Output], list]:
-        """The last output with a mask behind `frame_idx`, and the predicted IoUs of recent ones.
+        """The output to carry onto `frame_idx`, and the predicted IoUs of recent present outputs.
 
-        A mask the stop rule doubted is still carried on: whether a run of doubtful slices ends
-        the object is the consumer's decision (`volume.Session`: `absent_slices`, and none
-        between two prompts or inside a user's extent), and the rule's thresholds were chosen
-        on runs carried exactly like this (benchmarks/fit_stop_rule.py).
+        The last *present* output within `lookback` frames (a doubted slice is skipped, so a
+        thin object can recover from a bad slice); when there is none, the last output that
+        still has a mask: whether a run of doubted slices ends the object is the consumer's
+        decision (`volume.Session`: `absent_slices`, and never between two prompts or inside a
+        user's extent), so carrying must not die before it.
         """
         outputs = state["outputs"][obj]
-        source, ious = None, []
+        source, fallback, ious = None, None, []
         for back in range(1, self.config.lookback + self.config.iou_history + 1):
             out = outputs.get(frame_idx - back * step)
             if out is None or not out.has_mask:
+                continue
+            if fallback is None and back <= self.config.lookback:
+                fallback = out
+            if not out.present:
                 continue
             if source is None and back <= self.config.lookback:
                 source = out
             if not np.isnan(out.iou) and len(ious) < self.config.iou_history:
                 ious.append(out.iou)
-        return source, ious
+        return (source if source is not None else fallback), ious
 
     def _track(self, state: dict, obj: int, frame_idx: int, step: int) -> _Output:
         """Carry `obj` onto `frame_idx` from its last present mask behind it (in the direction of travel)."""
