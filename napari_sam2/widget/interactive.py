@@ -253,14 +253,20 @@ class InteractiveMixin:
 
     def _on_precompute_step(self, step: tuple) -> None:
         done, total = step
-        self.precompute_bar.setRange(0, max(total, 1))
-        self.precompute_bar.setValue(done)
+        try:
+            self.precompute_bar.setRange(0, max(total, 1))
+            self.precompute_bar.setValue(done)
+        except RuntimeError:  # the dock was closed while the worker ran (its Qt widgets are gone)
+            self._precompute_cancel.set()
 
     def _on_precompute_finished(self, worker: Any) -> None:
         if self._precompute_worker is worker:
             self._precompute_worker = None
-            if self.precompute_bar.value() >= self.precompute_bar.maximum():
-                self.precompute_bar.setFormat("slices encoded ahead: %v / %m")
+            try:
+                if self.precompute_bar.value() >= self.precompute_bar.maximum():
+                    self.precompute_bar.setFormat("slices encoded ahead: %v / %m")
+            except RuntimeError:  # the dock was closed while the worker ran: nothing to show, nothing to restart
+                return
             if self.session is not None and self._precompute_session is not self.session:
                 QTimer.singleShot(0, self.start_precompute)  # the session changed meanwhile: encode for the new one
 
