@@ -67,6 +67,8 @@ class Session:
     keep only each object's 3D component connected to its prompts and fill holes.
     `embedding_store`: None, "auto" (the user cache) or a folder: image embeddings persist on
     disk, so a later session on the same scan encodes nothing (image models).
+    `engine`/`precision`: what runs LiteMedSAM when `model` is a name (`sam2core.load_model`;
+    default "auto": the fastest installed CPU engine, bf16 only where native); a model object runs as loaded.
     """
 
     def __init__(
@@ -83,6 +85,8 @@ class Session:
         predictor: Any = None,
         predictor_options: Optional[dict] = None,
         embedding_store: Any = None,
+        engine: str = "auto",
+        precision: str = "auto",
     ):
         self.scan = _as_scan(scan)
         array = np.asarray(self.scan.array)
@@ -97,7 +101,7 @@ class Session:
         if absent_slices is not None and int(absent_slices) < 1:
             raise VolumeError(f"absent_slices must be >= 1; got {absent_slices}")
         self.cleanup = bool(cleanup)
-        self.model = _resolve_model(model, device, checkpoint)
+        self.model = _resolve_model(model, device, checkpoint, engine, precision)
         if predictor is None:
             from sam2core.build import make_predictor
             from volume.precompute import resolve_embedding_store

@@ -34,11 +34,16 @@ def _as_scan(scan: Any) -> Any:
     return scan
 
 
-def _resolve_model(model: Any, device: Any, checkpoint: Any) -> Any:
+def _resolve_model(model: Any, device: Any, checkpoint: Any, engine: str = "auto", precision: str = "auto") -> Any:
+    """A model name is loaded (LiteMedSAM with `engine`/`precision`); a model object is used as is."""
     if isinstance(model, str):
         from sam2core.build import load_model
 
-        return load_model(model, checkpoint=checkpoint, device=device)
+        return load_model(model, checkpoint=checkpoint, device=device, engine=engine, precision=precision)
+    if (engine, precision) != ("auto", "auto"):
+        raise VolumeError(f"engine={engine!r}/precision={precision!r} apply when the model is given by name; "
+                          f"a loaded model runs as it was loaded (use sam2core.load_model(..., engine=, precision=) "
+                          f"or sam2core.lite_medsam.engines.configure_engine)")
     if device is not None and hasattr(model, "to"):
         import torch
 
