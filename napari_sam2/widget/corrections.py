@@ -37,20 +37,36 @@ def _atoms(item: Any) -> list:
     return list(item) if isinstance(item, (list, tuple)) and item and not hasattr(item, "slice_key") else [item]
 
 
+def _replay(data: np.ndarray, item: Any, undoing: bool) -> np.ndarray:
+    """A copy of `data` with napari's paint history `item` (a list of atoms) undone or redone."""
+    out = np.array(data, copy=True)
+    atoms = _atoms(item)
+    for atom in (reversed(atoms) if undoing else atoms):
+        if hasattr(atom, "slice_key"):  # napari's masked atom: bounding box, mask, old values, new label
+            values = atom.old_values if undoing else atom.new_value
+            if atom.mask is None:
+                out[atom.slice_key] = values
+            else:
+                region = out[atom.slice_key]
+                region[atom.mask] = values
+        else:  # (indices, old values, new values)
+            out[atom[0]] = atom[1] if undoing else atom[2]
+    return out
+
+
 def labels_before(data: np.ndarray, item: Any) -> np.ndarray:
     """The labels as they were before napari's paint history `item` (a list of atoms) was applied."""
-    before = np.array(data, copy=True)
-    for atom in reversed(_atoms(item)):
-        if hasattr(atom, "slice_key"):  # napari's masked atom: bounding box, mask, old values
-            if atom.mask is None:
-                before[atom.slice_key] = atom.old_values
-            else:
-                region = before[atom.slice_key]
-                region[atom.mask] = atom.old_values
-        else:
-            indices, old_values = atom[0], atom[1]
-            before[indices] = old_values
-    return before
+    return _replay(data, item, undoing=True)
+
+
+def labels_after(data: np.ndarray, item: Any) -> np.ndarray:
+    """The labels once `item` is applied, whether or not the layer holds it yet.
+
+    napari emits `paint` from its history before writing the data when the edit is not part of
+    a mouse stroke (`data_setitem`, `paint`, `fill` called from code), and after it for a stroke;
+    replaying the item makes both cases the same.
+    """
+    return _replay(data, item, undoing=False)
 
 
 def touched_slices(item: Any, axis: int) -> list[int]:

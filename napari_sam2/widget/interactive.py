@@ -15,7 +15,8 @@ import numpy as np
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
-from napari_sam2.widget.corrections import labels_before, merge_plane, paint_corrections, touched_slices
+from napari_sam2.widget.corrections import (labels_after, labels_before, merge_plane, paint_corrections,
+                                            touched_slices)
 from napari_sam2.widget.history import History, LayerContent, WidgetState
 from napari_sam2.widget.worker import reraise_runtime_errors, stream_callbacks
 
@@ -189,9 +190,9 @@ class InteractiveMixin:
         if self._restoring or self.labels_layer is None:
             return
         axis = self._slicing_axis()
-        data = np.asarray(self.labels_layer.data)
-        before = labels_before(data, event.value)
-        items, skipped = paint_corrections(before, data, axis, touched_slices(event.value, axis),
+        after = labels_after(np.asarray(self.labels_layer.data), event.value)  # the layer may not hold it yet
+        before = labels_before(after, event.value)
+        items, skipped = paint_corrections(before, after, axis, touched_slices(event.value, axis),
                                            [o.obj_id for o in self.objects.objects()])
         if skipped:
             self.status.setText("; ".join(skipped))

@@ -96,8 +96,6 @@ def test_box_shows_the_slice_mask_before_propagate(open_widget, qtbot, reference
     assert widget.session.prompted_slices == {liver.obj_id: [PROMPT_SLICE]}
 
 
-@pytest.mark.xfail(reason="known bug (issue 14, open): a paint stroke on the prompted slice is not yet carried "
-                          "into the next Propagate in the real viewer; slice 16 comes back unpainted", strict=False)
 def test_paint_correction_is_honoured_by_propagation_and_undo_redo_round_trips(open_widget, qtbot,
                                                                                 reference_liver):
     widget = open_widget()

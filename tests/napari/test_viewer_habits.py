@@ -54,8 +54,6 @@ def test_a_box_is_sent_at_once_without_propagating(widget, qtbot, fake_session):
     assert np.asarray(widget.labels_layer.data).shape == (6, 12, 10)
 
 
-@pytest.mark.xfail(reason="known bug (issue 14, open): a paint stroke is not yet sent to the session as a mask "
-                          "correction; waitUntil times out", strict=False)
 def test_a_paint_stroke_is_sent_as_a_mask_correction(widget, qtbot, fake_session):
     widget.objects.add_object()
     widget.ensure_prompt_layers().add_box(1, 0, 2, (3, 2), (8, 7))
