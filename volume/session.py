@@ -436,6 +436,13 @@ class Session:
         """User-set extents: object → (first, last) slice."""
         return dict(self._extents)
 
+    @property
+    def given_extents(self) -> dict[int, tuple[Optional[int], Optional[int]]]:
+        """The ends the user gave: object → (first, last), None for an end left to the stop rule."""
+        return {obj: (lo if self._extent_given.get(obj, (True, True))[0] else None,
+                      hi if self._extent_given.get(obj, (True, True))[1] else None)
+                for obj, (lo, hi) in self._extents.items()}
+
     # ------------------------------------------------------------ propagation
     def _pass_limit(self, obj: int, s: int, reverse: bool) -> tuple[int, bool]:
         """Last slice a pass from prompt slice `s` writes for `obj` — halfway to its next prompt,

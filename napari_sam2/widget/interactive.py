@@ -211,7 +211,7 @@ class InteractiveMixin:
             self.status.setText("prompt the object first (a box, points or a lasso), then mark its extent")
             return
         here = int(self.viewer.dims.current_step[self._slicing_axis()])
-        first, last = self.session.extents.get(obj, (None, None))
+        first, last = self._given_extents().get(obj, (None, None))  # an end not given stays with the stop rule
         first, last = (here, last) if end == "first" else (first, here)
         if first is not None and last is not None and first > last:
             first, last = (here, here)
@@ -225,9 +225,19 @@ class InteractiveMixin:
         self._write_labels(self.ensure_labels_layer(), np.asarray(self.session.labels))
         self._show_extents()
 
+    def _given_extents(self) -> dict:
+        """Object → (first, last) the user marked, None for an end left to the stop rule."""
+        if self.session is None:
+            return {}
+        given = getattr(self.session, "given_extents", None)
+        return dict(given) if given is not None else dict(getattr(self.session, "extents", {}))
+
     def _show_extents(self) -> None:
-        extents = getattr(self.session, "extents", {}) if self.session is not None else {}
-        text = ", ".join(f"{getattr(self.objects.get(o), 'name', o)}: slices {a}–{b}" for o, (a, b) in extents.items())
+        def end(value: Any) -> str:
+            return "…" if value is None else str(value)
+
+        text = ", ".join(f"{getattr(self.objects.get(o), 'name', o)}: slices {end(a)}–{end(b)}"
+                         for o, (a, b) in self._given_extents().items())
         self.extent_label.setText(f"extent: {text}" if text else "extent: whole scan")
 
     # -------------------------------------------------------------- precompute

@@ -158,7 +158,7 @@ def test_extent_markers_limit_propagation(open_widget, qtbot, reference_liver):
     widget.viewer.dims.set_current_step(0, PROMPT_SLICE + 2)
     widget.set_extent_here("last")
     assert widget.session.extents == {liver.obj_id: (0, PROMPT_SLICE + 2)}
-    assert "slices 0–18" in widget.extent_label.text()
+    assert "slices …–18" in widget.extent_label.text()
     widget.propagate(direction="forward")
     wait_until_idle(qtbot, widget, TIMEOUT_MS)
     present = np.flatnonzero((np.asarray(widget.labels_layer.data) == liver.obj_id).any(axis=(1, 2))).tolist()

@@ -191,3 +191,18 @@ def test_axis_preset_moves_napari_slider_to_the_slicing_axis(widget):
     assert tuple(widget.viewer.dims.order) == (1, 0, 2)
     widget.axis_combo.setCurrentText("axial")
     assert tuple(widget.viewer.dims.order) == (0, 1, 2)
+
+
+def test_moving_one_extent_marker_leaves_the_other_end_to_the_stop_rule(widget):
+    from tests.volume.fake_models import FakeScan, ThresholdImageModel
+    from volume.session import Session
+
+    obj = widget.objects.add_object()
+    session = Session(FakeScan(np.asarray(widget.image_layer().data)), ThresholdImageModel(), window="-200,200")
+    session.add_box(obj.obj_id, 3, (2, 3, 7, 8))
+    widget.session = session
+    for here in (1, 2):  # the user marks the first slice, then moves the mark
+        widget.viewer.dims.set_current_step(0, here)
+        widget.set_extent_here("first")
+    assert session.given_extents == {obj.obj_id: (2, None)}
+    assert "slices 2–…" in widget.extent_label.text()
