@@ -123,6 +123,20 @@ def protocol_slices(mask: np.ndarray, axis: int, protocol: str) -> list[int]:
     return [int(zs[len(zs) // 2])]
 
 
+def load_eval_model(cache: Optional[Path], engine: str = "auto", precision: str = "auto") -> tuple[Any, str]:
+    """LiteMedSAM as the CLI and Session run it on this machine (engine/precision chosen), with
+    its slice embeddings cached under `cache` (None: no cache); returns (model, "engine precision")."""
+    from sam2core.build import load_model
+    from sam2core.lite_medsam.engines import configure_engine
+
+    model = load_model("lite_medsam", device="cpu")
+    chosen = configure_engine(model, engine=engine, precision=precision)
+    described = f"{chosen['engine']} {chosen['precision']}"
+    if cache is not None:
+        model = CachedEncoder(model, Path(cache) / "embeddings", f"lite_medsam-{chosen['engine']}-{chosen['precision']}")
+    return model, described
+
+
 class CachedEncoder:
     """An image model whose `encode_image` results are kept on disk, keyed by the frame's bytes.
 

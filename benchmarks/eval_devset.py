@@ -12,7 +12,7 @@ box plus the reference's first and last slice as `Session.set_extent`), `three-b
 (boxes on the slices at 25 %, 50 % and 75 % of the extent).
 
     python benchmarks/eval_devset.py [--protocol one-box|extent|three-boxes|all] [--only CASE ...]
-        [--methods ours plain ceiling] [--precision bf16|fp32] [--no-cache]
+        [--methods ours plain ceiling] [--engine auto] [--precision auto] [--no-cache]
 
 Prints one table per protocol (Dice, slices predicted vs holding the structure, error at each
 end in slices, seconds) and summary lines per group (mean, median, minimum; rows below 0.70).
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from devset import DEVSET, CachedEncoder, box_on_slice, load_cases, protocol_slices, read_case, slices_holding  # noqa: E402
+from devset import DEVSET, box_on_slice, load_cases, load_eval_model, protocol_slices, read_case, slices_holding  # noqa: E402
 
 PROTOCOLS = ("one-box", "extent", "three-boxes")
 CACHE = Path.home() / ".cache" / "napari-sam2-devset"
@@ -156,8 +156,10 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="rows `case/structure` or case prefixes")
     parser.add_argument("--methods", nargs="+", default=["ours", "plain", "ceiling"],
                         choices=["ours", "plain", "ceiling"])
-    parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"],
-                        help="encoder precision (bf16: what 'auto' picks on CPUs with native bf16)")
+    parser.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
+                        help="what runs LiteMedSAM (auto: what the CLI and Session pick on this machine)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                        help="encoder precision (auto: bf16 only where the CPU runs it natively)")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--no-cache", action="store_true", help="encode every slice (no disk cache)")
     parser.add_argument("--threads", type=int, default=None)
@@ -165,18 +167,16 @@ def main(argv=None) -> int:
 
     import torch
 
-    from sam2core.build import load_model
-
     if args.threads:
         torch.set_num_threads(args.threads)
     if not (args.devset / "cases.csv").exists():
         print(f"dev set not found at {args.devset} (expected cases.csv there)")
         return 2
-    model = load_model("lite_medsam", device="cpu")
-    model.set_precision(args.precision)
-    if not args.no_cache:
-        model = CachedEncoder(model, args.cache / "embeddings", f"lite_medsam-{args.precision}")
-    print(f"LiteMedSAM, encoder {args.precision}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    from sam2core.lite_medsam.engines import cpu_model_and_flags
+
+    model, described = load_eval_model(None if args.no_cache else args.cache, args.engine, args.precision)
+    print(f"LiteMedSAM on {described} (asked {args.engine}/{args.precision}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, CPU {cpu_model_and_flags()[0]}")
     protocols = PROTOCOLS if args.protocol == "all" else (args.protocol,)
     cases = load_cases(args.devset, args.only)
     ceilings = {}

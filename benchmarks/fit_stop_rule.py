@@ -18,7 +18,6 @@ left-out source on the three others (cross-validated); both are printed.
 from __future__ import annotations
 
 import argparse
-import itertools
 import pickle
 import sys
 import time
@@ -31,11 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from devset import DEVSET, CachedEncoder, box_on_slice, load_cases, protocol_slices, read_case, slices_holding  # noqa: E402
+from devset import DEVSET, box_on_slice, load_eval_model, load_cases, protocol_slices, read_case, slices_holding  # noqa: E402
 
 CACHE = Path.home() / ".cache" / "napari-sam2-devset"
-# bf16 autocast encoder: what precision "auto" runs on a CPU with native bf16 (AMX / AVX-512 BF16)
-PRECISION = "bf16"
 
 # Carrying rules recorded (each with the stop rule off); the fit chooses among them too.
 WIDE = (0.0, 0.12, 0.25)
@@ -49,12 +46,15 @@ VARIANTS = {
     "plain": None,
 }
 
-# The grid the stop rule is chosen on.
+# The grid the stop rule is chosen on (every criterion of `stop_rule_grid.CRITERIA`; 0 or -inf: off).
 GRID = {
-    "min_iou": [0.0, 0.4, 0.5, 0.6, 0.7, 0.8],
-    "iou_drop": [0.05, 0.08, 0.12, 0.2, 1.0],
-    "min_area_ratio": [0.0, 0.15, 0.3, 0.5],
-    "min_appearance": [0.0, 0.5, 0.6, 0.7, 0.8, 0.9],
+    "min_iou": [0.0, 0.5, 0.7],
+    "iou_drop": [0.08, 0.2, 1.0],
+    "min_area_ratio": [0.0, 0.3, 0.5],
+    "min_appearance": [0.0, 0.5, 0.6, 0.7, 0.8],
+    "min_appearance_core": [0.0, 0.6, 0.7, 0.8],
+    "min_likelihood": [-float("inf"), -2.0, -1.0, -0.5],
+    "min_contrast": [0.0, 0.3, 0.5],
     "absent_slices": [1, 2, 3],
 }
 
@@ -117,11 +117,8 @@ def record_ceiling(item, model) -> dict:
 
 
 def load_model(cache: Path):
-    from sam2core.build import load_model as load
-
-    model = load("lite_medsam", device="cpu")
-    model.set_precision(PRECISION)
-    return CachedEncoder(model, cache / "embeddings", f"lite_medsam-{PRECISION}")
+    """LiteMedSAM as `eval_devset.py` runs it (engine and precision "auto"), embeddings cached."""
+    return load_eval_model(cache)[0]
 
 
 def cmd_record(args) -> int:
@@ -147,7 +144,8 @@ def cut_extent(row: dict, rule: dict) -> tuple[int, int]:
     """First and last slice kept when `rule` stops each direction at its first absent run."""
     from sam2core.predictor.carry_rule import CarryConfig, presence_score
 
-    config = replace(CarryConfig(), **{k: v for k, v in rule.items() if k != "absent_slices"})
+    off = {"min_iou": 0.0, "iou_drop": 1.0, "min_area_ratio": 0.0, "min_appearance": 0.0}  # absent from the rule: off
+    config = replace(CarryConfig(), **{**off, **{k: v for k, v in rule.items() if k != "absent_slices"}})
     seed, n, k = row["seed"], row["num_slices"], rule["absent_slices"]
     ends = []
     for step in (-1, 1):
@@ -179,24 +177,14 @@ def ceiling_dice(row: dict) -> float:
                                                            + int(row["t_area"].sum()), 1)
 
 
-def grid():
-    keys = list(GRID)
-    for values in itertools.product(*(GRID[k] for k in keys)):
-        yield dict(zip(keys, values))
-
-
-def objective(rows: list[dict], rule: dict) -> float:
-    return float(np.mean([row_dice(r, *cut_extent(r, rule)) for r in rows]))
-
-
-def best_rule(rows_by_variant: dict) -> tuple:
-    """(variant, rule, mean Dice) maximising the mean Dice over the given rows of each variant."""
+def best_rule(tables: dict, names: list[str]) -> tuple:
+    """(variant, rule index, mean Dice) maximising the mean Dice over `names` (tables: variant -> name -> arrays)."""
     best = None
-    for variant, rows in rows_by_variant.items():
-        for rule in grid():
-            value = objective(rows, rule)
-            if best is None or value > best[2] + 1e-9:
-                best = (variant, rule, value)
+    for variant, by_name in tables.items():
+        means = np.mean([by_name[n][0] for n in names], axis=0)
+        i = int(np.argmax(means))
+        if best is None or means[i] > best[2] + 1e-9:
+            best = (variant, i, float(means[i]))
     return best
 
 
@@ -206,40 +194,49 @@ def end_error(row: dict, first: int, last: int) -> int:
 
 
 def cmd_fit(args) -> int:
+    from stop_rule_grid import rules_of, table
+
     data = {v: pickle.loads((args.cache / f"record-{v}.pkl").read_bytes()) for v in args.variants}
     names = [n for n in data[args.variants[0]] if all(n in d for d in data.values())]
-    rows = {v: [data[v][n] for n in names] for v in args.variants}
-    variant, rule, value = best_rule(rows)
+    rules = rules_of(GRID)
+    started = time.perf_counter()
+    tables = {v: table([data[v][n] for n in names], rules) for v in args.variants}
+    print(f"{len(rules)} rules x {len(args.variants)} variants on {len(names)} rows ({time.perf_counter() - started:.0f} s)")
+    variant, index, value = best_rule(tables, names)
+    rule = rules[index]
+    for n in names:  # the grid's cuts are the slice-by-slice rule's
+        cut = tuple(int(e[index]) for e in tables[variant][n][1:3])
+        assert cut == cut_extent(data[variant][n], rule), f"{n}: grid cut {cut} differs from the slice-by-slice cut"
     print(f"in-sample best ({len(names)} rows): variant {variant}, rule {rule}, mean Dice {value:.3f}")
-    sources = sorted({r["source"] for r in rows[variant]})
+    source_of = {n: data[variant][n]["source"] for n in names}
     cv = {}
-    for source in sources:
-        train = {v: [r for r in rs if r["source"] != source] for v, rs in rows.items()}
-        fold_variant, fold_rule, _ = best_rule(train)
-        for r in rows[fold_variant]:
-            if r["source"] == source:
-                cut = cut_extent(r, fold_rule)
-                cv[r["name"]] = (row_dice(r, *cut), end_error(r, *cut))
-        print(f"left out {source}: variant {fold_variant}, rule {fold_rule}")
+    for source in sorted(set(source_of.values())):
+        train = [n for n in names if source_of[n] != source]
+        fold_variant, fold_index, _ = best_rule(tables, train)
+        for n in names:
+            if source_of[n] == source:
+                dice, _, _, error = tables[fold_variant][n]
+                cv[n] = (float(dice[fold_index]), int(error[fold_index]))
+        print(f"left out {source}: variant {fold_variant}, rule {rules[fold_index]}")
     print("\n| row | group | in-sample Dice | cross-validated Dice | no stop | ceiling | end error (slices) | at cap |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    within, capped = 0, 0
-    for r in rows[variant]:
-        cut = cut_extent(r, rule)
+    within, capped, ins = 0, 0, []
+    for n in names:
+        r = data[variant][n]
+        dice, first, last, error = (a[index] for a in tables[variant][n])
         full = row_dice(r, 0, r["num_slices"] - 1)
-        at_cap = (0 < r["cap"][0] >= cut[0]) or (r["num_slices"] - 1 > r["cap"][1] <= cut[1])
-        within += end_error(r, *cut) <= 2
+        at_cap = (0 < r["cap"][0] >= first) or (r["num_slices"] - 1 > r["cap"][1] <= last)
+        within += error <= 2
         capped += at_cap
-        print(f"| {r['name']} | {r['group']} | {row_dice(r, *cut):.3f} | {cv[r['name']][0]:.3f} | {full:.3f} | "
-              f"{ceiling_dice(r) if 'ceiling' in r else float('nan'):.3f} | {end_error(r, *cut)} | "
-              f"{'yes' if at_cap else ''} |")
-    ins = np.mean([row_dice(r, *cut_extent(r, rule)) for r in rows[variant]])
-    print(f"\nmean Dice in-sample {ins:.3f}, cross-validated {np.mean([v[0] for v in cv.values()]):.3f}; "
+        ins.append(dice)
+        print(f"| {n} | {r['group']} | {dice:.3f} | {cv[n][0]:.3f} | {full:.3f} | "
+              f"{ceiling_dice(r) if 'ceiling' in r else float('nan'):.3f} | {error} | {'yes' if at_cap else ''} |")
+    print(f"\nmean Dice in-sample {np.mean(ins):.3f}, cross-validated {np.mean([v[0] for v in cv.values()]):.3f}; "
           f"both ends within 2 slices: in-sample {within}/{len(names)}, cross-validated "
           f"{sum(v[1] <= 2 for v in cv.values())}/{len(names)}; rows stopped by the recording cap: {capped}")
     for v in args.variants:
-        best_v = best_rule({v: rows[v]})
-        print(f"variant {v}: best in-sample mean {best_v[2]:.3f} with {best_v[1]}")
+        _, i, mean = best_rule({v: tables[v]}, names)
+        print(f"variant {v}: best in-sample mean {mean:.3f} with {rules[i]}")
     return 0
 
 

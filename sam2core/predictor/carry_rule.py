@@ -58,6 +58,9 @@ class CarryConfig:
     min_overlap: float = 0.5  # fraction of the raw new mask inside the dilated prev mask
     min_area_ratio: float = 0.0  # new area / prev area; below: gone (0: off)
     min_appearance: float = 0.7  # new mask's object posterior / the prompted mask's; below: gone
+    min_appearance_core: float = 0.0  # the same on the mask's core (edge pixels eroded); below: gone (0: off)
+    min_likelihood: float = -float("inf")  # mean log-density under the object's histogram minus the prompted mask's (nats)
+    min_contrast: float = 0.0  # intensity step across the mask's edge / the prompted mask's; below: gone (0: off)
     min_area_px: int = 4
     absent_slices: int = 3  # a direction ends after this many absent slices (`volume.Session`'s default)
     lookback: int = 2  # frames back to find a present mask to carry from
@@ -80,6 +83,9 @@ class AppearanceModel:
     object_hist: np.ndarray  # (APPEARANCE_BINS,) density
     ring_hist: np.ndarray  # (APPEARANCE_BINS,) density
     reference: float = 1.0  # mean posterior inside the prompted mask
+    reference_core: float = 1.0  # mean posterior inside the prompted mask's core
+    reference_loglik: float = 0.0  # mean log object density inside the prompted mask
+    reference_contrast: float = 1.0  # intensity step across the prompted mask's edge
 
     @classmethod
     def learn(cls, plane: torch.Tensor, mask: torch.Tensor) -> Optional["AppearanceModel"]:
@@ -93,7 +99,25 @@ class AppearanceModel:
         values = plane.float().clamp(0, 1)
         model = cls(_density(values[mask]), _density(values[ring]))
         model.reference = max(model.mean_posterior(plane, mask), 1e-3)
+        model.reference_core = max(model.mean_posterior(plane, core(mask)), 1e-3)
+        model.reference_loglik = model.mean_loglik(plane, mask)
+        model.reference_contrast = max(edge_contrast(values, mask), 1e-3)
         return model
+
+    def signals(self, plane: torch.Tensor, mask: torch.Tensor) -> dict:
+        """The mask's appearance against the prompted object's: posterior (whole, core), likelihood, edge contrast."""
+        if not bool(mask.any()):
+            return {"appearance": 0.0, "appearance_core": 0.0, "likelihood": -10.0, "contrast": 0.0}
+        return {"appearance": self.mean_posterior(plane, mask) / self.reference,
+                "appearance_core": self.mean_posterior(plane, core(mask)) / self.reference_core,
+                "likelihood": self.mean_loglik(plane, mask) - self.reference_loglik,
+                "contrast": edge_contrast(plane.float().clamp(0, 1), mask) / self.reference_contrast}
+
+    def mean_loglik(self, plane: torch.Tensor, mask: torch.Tensor) -> float:
+        if not bool(mask.any()):
+            return -10.0
+        bins = (plane[mask].float().clamp(0, 1) * (APPEARANCE_BINS - 1)).round().long()
+        return float(torch.log(torch.from_numpy(self.object_hist)[bins]).mean())
 
     def posterior(self, values: torch.Tensor) -> torch.Tensor:
         bins = (values.float().clamp(0, 1) * (APPEARANCE_BINS - 1)).round().long()
@@ -131,6 +155,22 @@ def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
     disc = ((yy * yy + xx * xx) <= r * r).float()[None, None]
     out = F.conv2d(mask.float()[None, None], disc, padding=r)
     return out[0, 0] > 0.5
+
+
+def core(mask: torch.Tensor) -> torch.Tensor:
+    """The mask without its edge (eroded by ~10 % of sqrt(area), at least a pixel); the mask if that empties it."""
+    radius = max(1, int(round(0.1 * np.sqrt(float(mask.sum())))))
+    inner = ~dilate(~mask, radius)
+    return inner if bool(inner.any()) else mask
+
+
+def edge_contrast(values: torch.Tensor, mask: torch.Tensor) -> float:
+    """|mean intensity just inside the edge - just outside| (2-pixel bands), values in [0, 1]."""
+    inside = mask & dilate(~mask, 2)
+    outside = dilate(mask, 2) & ~mask
+    if not bool(inside.any()) or not bool(outside.any()):
+        return 0.0
+    return abs(float(values[inside].mean()) - float(values[outside].mean()))
 
 
 def mask_dice(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -209,8 +249,11 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
         "overlap": new_area / max(raw_area, 1),
         "area_px": float(new_area),
         "agreement": float(np.mean([mask_dice(masks[0], m) for m in masks[1:]])) if len(masks) > 1 else 1.0,
-        "appearance": (appearance.mean_posterior(plane, mask) / appearance.reference) if use_appearance else 1.0,
     }
+    if use_appearance:
+        signals.update(appearance.signals(plane, mask))
+    else:
+        signals.update({"appearance": 1.0, "appearance_core": 1.0, "likelihood": 0.0, "contrast": 1.0})
     return CarryResult(logits, presence_score(signals, config), float(iou), signals)
 
 
@@ -242,6 +285,9 @@ def presence_score(signals: dict, config: CarryConfig) -> float:
         (signals["overlap"] - config.min_overlap) * 10.0,
         (signals["area_ratio"] - config.min_area_ratio) * 10.0,
         (signals["appearance"] - config.min_appearance) * 10.0,
+        (signals.get("appearance_core", 1.0) - config.min_appearance_core) * 10.0,
+        (signals.get("likelihood", 0.0) - config.min_likelihood) * 10.0,
+        (signals.get("contrast", 1.0) - config.min_contrast) * 10.0,
         float(new_area - config.min_area_px),
     ]
     return float(min(margins))

@@ -1,0 +1,119 @@
+"""Every stop rule of a grid applied at once to one recorded dev-set row: 3D Dice and end error per rule.
+
+A recorded row (`fit_stop_rule.py record`) holds, for each slice carried from the seed with
+the stop rule off, the stop rule's signals and the overlap counts with the reference. A stop
+rule keeps a slice when every criterion holds (`carry_rule.presence_score` > 0) and ends a
+direction at its first run of `absent_slices` slices that fail. Evaluating the grid as
+`(rules, slices)` boolean arrays makes leave-one-source-out fits over tens of thousands of
+rules take seconds; `fit_stop_rule.cut_extent` is the slice-by-slice reference it must equal.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Iterable
+
+import numpy as np
+
+# criterion -> (signal, how the threshold applies); every criterion is "signal > threshold"
+CRITERIA = ("min_iou", "iou_drop", "min_area_ratio", "min_appearance", "min_appearance_core",
+            "min_likelihood", "min_contrast")
+SIGNAL_OF = {"min_area_ratio": "area_ratio", "min_appearance": "appearance",
+             "min_appearance_core": "appearance_core", "min_likelihood": "likelihood", "min_contrast": "contrast"}
+MIN_OVERLAP = 0.5  # CarryConfig.min_overlap (not fitted)
+MIN_AREA_PX = 4  # CarryConfig.min_area_px (not fitted)
+
+
+def rules_of(grid: dict) -> list[dict]:
+    """All combinations of the grid's values (keys: CRITERIA and "absent_slices")."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def _direction(row: dict, step: int) -> list[int]:
+    """Recorded slices from the seed outward (exclusive) in one direction, until the first gap."""
+    out, s = [], row["seed"] + step
+    while 0 <= s < row["num_slices"] and s in row["slices"]:
+        out.append(s)
+        s += step
+    return out
+
+
+def _present(row: dict, slices: list[int], rules: list[dict]) -> np.ndarray:
+    """`(rules, len(slices))` bool: each slice kept by each rule."""
+    def signal(name: str, default: float) -> np.ndarray:
+        return np.array([row["slices"][s]["signals"].get(name, default) for s in slices], dtype=np.float64)
+
+    pred = np.array([row["slices"][s]["pred"] for s in slices])
+    area = signal("area_px", 0.0)
+    base = (pred > 0) & (signal("overlap", 1.0) > MIN_OVERLAP) & (area - MIN_AREA_PX > 0)
+    iou, expected = signal("iou", 1.0), signal("expected_iou", np.nan)
+    out = np.empty((len(rules), len(slices)), dtype=bool)
+    cache: dict = {}
+    for i, rule in enumerate(rules):
+        keep = base.copy()
+        key = (rule.get("min_iou", 0.0), rule.get("iou_drop", 1.0))
+        if key not in cache:
+            floor = np.where(np.isnan(expected), key[0], np.maximum(key[0], expected - key[1]))
+            cache[key] = iou > floor
+        keep &= cache[key]
+        for criterion, name in SIGNAL_OF.items():
+            threshold = rule.get(criterion)
+            if threshold is None or not np.isfinite(threshold):
+                continue
+            ckey = (name, threshold)
+            if ckey not in cache:
+                cache[ckey] = signal(name, np.inf) > threshold
+            keep &= cache[ckey]
+        out[i] = keep
+    return out
+
+
+def _kept_count(present: np.ndarray, absent_slices: np.ndarray) -> np.ndarray:
+    """Per rule: how many slices from the start of the direction are kept (up to the last present
+    slice before the first run of `absent_slices` absent ones)."""
+    rules, length = present.shape
+    if length == 0:
+        return np.zeros(rules, dtype=int)
+    absent = ~present
+    # run[r, j]: consecutive absent slices ending at j
+    run = np.zeros((rules, length), dtype=int)
+    run[:, 0] = absent[:, 0]
+    for j in range(1, length):
+        run[:, j] = np.where(absent[:, j], run[:, j - 1] + 1, 0)
+    stopped = run >= absent_slices[:, None]
+    stop_at = np.where(stopped.any(axis=1), stopped.argmax(axis=1), length)  # first slice that ends the walk
+    index = np.arange(length)[None, :]
+    kept = present & (index < stop_at[:, None])
+    last = np.where(kept.any(axis=1), length - 1 - np.argmax(kept[:, ::-1], axis=1), -1)
+    return last + 1
+
+
+def evaluate(row: dict, rules: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per rule: (3D Dice, first kept slice, last kept slice, max end error in slices)."""
+    absent = np.array([r["absent_slices"] for r in rules])
+    ends = []
+    for step in (-1, 1):
+        slices = _direction(row, step)
+        count = _kept_count(_present(row, slices, rules), absent)
+        ends.append(row["seed"] + step * count)
+    first, last = ends
+    n = row["num_slices"]
+    inter = np.zeros(n + 1)
+    pred = np.zeros(n + 1)
+    for s, values in row["slices"].items():
+        inter[s + 1] = values["inter"]
+        pred[s + 1] = values["pred"]
+    inter, pred = np.cumsum(inter), np.cumsum(pred)
+    total = float(np.asarray(row["t_area"]).sum())
+    got_inter = inter[last + 1] - inter[first]
+    got_pred = pred[last + 1] - pred[first]
+    dice = 2.0 * got_inter / np.maximum(got_pred + total, 1.0)
+    held = np.flatnonzero(np.asarray(row["t_area"]) > 0)
+    error = np.maximum(np.abs(first - held[0]), np.abs(last - held[-1]))
+    return dice, first, last, error
+
+
+def table(rows: Iterable[dict], rules: list[dict]) -> dict:
+    """name -> (dice, first, last, end error) arrays over `rules`."""
+    return {row["name"]: evaluate(row, rules) for row in rows}

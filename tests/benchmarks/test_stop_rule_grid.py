@@ -1,0 +1,54 @@
+"""The vectorised stop-rule grid (benchmarks/stop_rule_grid.py) cuts exactly where the slice-by-slice rule does."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import fit_stop_rule  # noqa: E402
+import stop_rule_grid  # noqa: E402
+
+
+def _recorded_row(seed: int = 0) -> dict:
+    """A synthetic recording: 40 slices, object on 12-28, signals noisy and weaker away from it."""
+    rng = np.random.default_rng(seed)
+    n, lo, hi, mid = 40, 12, 28, 20
+    t_area = np.where((np.arange(n) >= lo) & (np.arange(n) <= hi), 100, 0)
+    slices = {}
+    for s in range(3, 37):
+        inside = lo <= s <= hi
+        quality = (0.9 if inside else 0.4) + rng.normal(0, 0.15)
+        pred = int(rng.integers(0, 6)) if rng.random() < 0.1 else int(rng.integers(60, 140))
+        slices[s] = {"inter": int(min(pred, t_area[s]) * (0.9 if inside else 0)), "pred": pred,
+                     "signals": {"iou": quality, "expected_iou": np.nan if s == mid else 0.85, "overlap": 0.5 + quality / 2,
+                                 "area_ratio": quality, "area_px": float(pred), "appearance": quality,
+                                 "appearance_core": quality + rng.normal(0, 0.1), "likelihood": (quality - 0.9) * 5,
+                                 "contrast": quality}}
+    return {"name": "synthetic", "seed": mid, "num_slices": n, "t_area": t_area, "slices": slices}
+
+
+def test_grid_cuts_equal_slice_by_slice_cuts():
+    grid = {"min_iou": [0.0, 0.6], "iou_drop": [0.1, 1.0], "min_area_ratio": [0.0, 0.5],
+            "min_appearance": [0.0, 0.7], "min_appearance_core": [0.0, 0.7], "min_likelihood": [-np.inf, -1.0],
+            "min_contrast": [0.0, 0.6], "absent_slices": [1, 2, 3]}
+    rules = stop_rule_grid.rules_of(grid)
+    for seed in range(4):
+        row = _recorded_row(seed)
+        dice, first, last, error = stop_rule_grid.evaluate(row, rules)
+        for i, rule in enumerate(rules):
+            assert (int(first[i]), int(last[i])) == fit_stop_rule.cut_extent(row, rule), rule
+            assert abs(dice[i] - fit_stop_rule.row_dice(row, int(first[i]), int(last[i]))) < 1e-12
+
+
+def test_a_stricter_rule_never_keeps_more_slices():
+    row = _recorded_row(1)
+    loose = {"min_iou": 0.0, "iou_drop": 1.0, "min_area_ratio": 0.0, "min_appearance": 0.0, "min_appearance_core": 0.0,
+             "min_likelihood": -np.inf, "min_contrast": 0.0, "absent_slices": 3}
+    strict = {**loose, "min_appearance": 0.8, "absent_slices": 1}
+    _, first, last, _ = stop_rule_grid.evaluate(row, [loose, strict])
+    assert first[1] >= first[0] and last[1] <= last[0]
+    assert (first[1], last[1]) != (first[0], last[0])
