@@ -4,9 +4,11 @@ Part a (LiteMedSAM): `napari-sam2 segment` of five organs (spleen, kidneys, live
 `example_ct_sm` and of the liver on the bundled DICOM sample, with `--engine torch --precision
 fp32` (today's path) vs `--engine auto --precision auto`: wall seconds of the whole command
 (interpreter start, reading, model load, propagation, writing), the seconds the command reports
-itself, and the 3D Dice per organ against the reference labels. Each configuration runs in a
-fresh `NAPARI_SAM2_HOME`, whose first `auto` run (export + measurement, reported separately)
-is not timed. Boxes: the tight box of the reference label on its largest slice.
+itself, its CPU seconds (user + system: on a shared, busy machine the ratio of CPU seconds is
+steadier than that of wall seconds), and the 3D Dice per organ against the reference labels.
+Each configuration runs in a fresh `NAPARI_SAM2_HOME`, whose first `auto` run (export +
+measurement, reported separately) is not timed. Boxes: the tight box of the reference label
+on its largest slice.
 
 Part b (SAM 2 interactive workflow vs the official predictor, 1024 input, 32 and 128 frames):
 benchmarks/_workflow_sam2.py (run it directly for other sizes, e.g. `--frames 16 --image-size 512`).
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -54,21 +57,27 @@ def napari_sam2_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "napari_sam2.cli"]
 
 
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_segment(scan: str, boxes: dict[int, tuple], out: Path, engine: str, precision: str,
-                home: Path) -> tuple[float, float]:
-    """Run `napari-sam2 segment`; (wall seconds, seconds the command reports)."""
+                home: Path) -> tuple[float, float, float]:
+    """Run `napari-sam2 segment`; (wall seconds, seconds the command reports, its CPU seconds)."""
     argv = [*napari_sam2_command(), "segment", scan, "-o", str(out), "--overwrite", "-q",
             "--engine", engine, "--precision", precision]
     for obj_id, box in boxes.items():
         argv += ["--box", ",".join(str(v) for v in (*box, obj_id))]
     env = {**os.environ, "NAPARI_SAM2_HOME": str(home)}
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), children_cpu_seconds()
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, children_cpu_seconds() - cpu_start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     reported = re.search(r"; ([0-9.]+) s ->", done.stdout)
-    return wall, float(reported.group(1)) if reported else float("nan")
+    return wall, float(reported.group(1)) if reported else float("nan"), cpu
 
 
 def part_a_cases(data: Path) -> list[dict]:
@@ -105,30 +114,34 @@ def run_part_a(args) -> None:
             home = tmp_path / f"home-{engine}"
             home.mkdir()
             if engine != "torch":  # first run of a machine: export + measurement (reported, not timed below)
-                first, _ = run_segment(cases[-1]["scan"], cases[-1]["boxes"], tmp_path / "warm.nii.gz",
-                                       engine, precision, home)
+                first, _, _ = run_segment(cases[-1]["scan"], cases[-1]["boxes"], tmp_path / "warm.nii.gz",
+                                          engine, precision, home)
                 choice = _auto_choice(home)
                 print(f"first '{engine}' run (graphs exported, engines measured): {first:.1f} s wall; {choice}")
             for case in cases:
                 out = tmp_path / f"{engine}-{len(rows)}.nii.gz"
-                walls, reported = [], []
+                walls, reported, cpus = [], [], []
                 for _ in range(args.repeats):
-                    wall, own = run_segment(case["scan"], case["boxes"], out, engine, precision, home)
+                    wall, own, cpu = run_segment(case["scan"], case["boxes"], out, engine, precision, home)
                     walls.append(wall)
                     reported.append(own)
+                    cpus.append(cpu)
                 labels = np.asarray(scanio.read_scan(out).array)
                 dices = [dice(labels == obj_id, ref) for obj_id, ref in case["refs"].items()]
                 rows.append({"case": case["name"], "config": label, "wall": min(walls), "own": min(reported),
+                             "cpu": min(cpus),
                              "dice": dict(zip(case["names"], dices))})
 
-    print("\n| case | engine | wall s | command's own s | speed-up (wall) | Dice per organ | mean Dice |")
-    print("| --- | --- | ---: | ---: | ---: | --- | ---: |")
+    print("\n| case | engine | wall s | command's own s | CPU s | speed-up (wall) | speed-up (CPU s) | "
+          "Dice per organ | mean Dice |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")
     baseline = {row["case"]: row for row in rows if row["config"] == next(iter(CONFIGS))}
     for row in rows:
         base = baseline[row["case"]]
         per = ", ".join(f"{k} {v:.3f}" for k, v in row["dice"].items())
-        print(f"| {row['case']} | {row['config']} | {row['wall']:.1f} | {row['own']:.1f} | "
-              f"{base['wall'] / row['wall']:.2f}x | {per} | {np.mean(list(row['dice'].values())):.3f} |")
+        print(f"| {row['case']} | {row['config']} | {row['wall']:.1f} | {row['own']:.1f} | {row['cpu']:.1f} | "
+              f"{base['wall'] / row['wall']:.2f}x | {base['cpu'] / row['cpu']:.2f}x | {per} | "
+              f"{np.mean(list(row['dice'].values())):.3f} |")
     for row in rows:
         if row["config"] != next(iter(CONFIGS)):
             base = baseline[row["case"]]
