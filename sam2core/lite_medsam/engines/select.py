@@ -1,9 +1,11 @@
 """Choosing what runs LiteMedSAM: engine × encoder precision, by measurement on this machine.
 
 `engine="auto"` times every candidate (installed engine × allowed precision) on a synthetic
-slice (one encode + one decode of 3 boxes, best of 2) and keeps the fastest; the choice is
-cached per machine (CPU model and flags, threads, engine versions) in
-`<cache>/engines/auto_choice.json`, so the measurement runs once per machine.
+slice (one encode + one decode of 3 boxes) in interleaved rounds (each round times every
+candidate once, so a busy spell on a shared machine slows them alike; best of MEASURE_ROUNDS)
+and keeps the fastest; the choice is cached per machine (CPU model and flags, threads, engine
+versions, measurement version) in `<cache>/engines/auto_choice.json`, so the measurement runs
+once per machine.
 `precision="auto"` allows bf16 only where the device computes it natively (CPU flags
 avx512_bf16/amx_bf16, Arm bf16; CUDA capability); int8 is never automatic.
 On CUDA/MPS the engine is always torch (the engines here are CPU builds).
@@ -27,6 +29,8 @@ ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")
 AUTO_CHOICE_FILE = "auto_choice.json"
 MEASURE_BOXES = 3  # the carrying predictor decodes 3 candidate boxes per object per slice
+MEASURE_ROUNDS = 3  # interleaved rounds over the candidates; each candidate's best round counts
+MEASURE_VERSION = 2  # part of the cache key: choices measured by an older method are measured again
 
 
 def installed_engines() -> list[str]:
@@ -71,7 +75,7 @@ def candidates(engine: str, precision: str, device: torch.device) -> list[tuple[
 
 def _choice_key(pairs: list[tuple[str, str]]) -> str:
     versions = ",".join(f"{e}={engine_version(e)}" for e in sorted({e for e, _ in pairs}))
-    return f"{machine_key()}|{versions}|" + ";".join(f"{e}:{p}" for e, p in pairs)
+    return f"{machine_key()}|{versions}|m{MEASURE_VERSION}|" + ";".join(f"{e}:{p}" for e, p in pairs)
 
 
 def _read_choices(path: Path) -> dict:
@@ -82,7 +86,7 @@ def _read_choices(path: Path) -> dict:
         return {}
 
 
-def seconds_per_slice(model, repeats: int = 2) -> float:
+def seconds_per_slice(model, repeats: int = 2, warmup: bool = True) -> float:
     """Best time of one encode + one decode of MEASURE_BOXES boxes, on a fixed synthetic 256² slice."""
     from sam2core.lite_medsam.preprocess import frame_geometry
     from sam2core.lite_medsam.model import ImageEmbedding
@@ -97,7 +101,8 @@ def seconds_per_slice(model, repeats: int = 2) -> float:
         embedding = ImageEmbedding(model.encode_input(image), geometry)
         model.decode_batch(embedding, boxes[:MEASURE_BOXES])
 
-    one_slice()  # warm-up (first call allocates, compiles kernels)
+    if warmup:
+        one_slice()  # first call allocates, compiles kernels
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -114,6 +119,24 @@ def _apply(model, engine: str, precision: str, cache: ExportCache) -> None:
     else:
         model.set_backend(make_backend(engine, cache, precision))
         model.set_precision("fp32")  # PyTorch autocast is not used under a backend
+
+
+def _use(model, pair: tuple[str, str], backend) -> None:
+    """Run `model` with an already built backend (None: torch) for `pair` = (engine, precision)."""
+    model.set_backend(backend)
+    model.set_precision(pair[1] if pair[0] == "torch" else "fp32")
+
+
+def _measure(model, backends: dict) -> dict[str, float]:
+    """ms per slice of each (engine, precision) → backend: best of MEASURE_ROUNDS interleaved rounds."""
+    timings: dict[str, float] = {}
+    for round_index in range(MEASURE_ROUNDS):
+        for pair, backend in backends.items():
+            _use(model, pair, backend)
+            ms = 1e3 * seconds_per_slice(model, repeats=1, warmup=round_index == 0)
+            key = f"{pair[0]}:{pair[1]}"
+            timings[key] = min(timings.get(key, float("inf")), ms)
+    return timings
 
 
 def configure_engine(model, engine: str = "auto", precision: str = "auto",
@@ -140,7 +163,6 @@ def configure_engine(model, engine: str = "auto", precision: str = "auto",
         return {"engine": chosen[0], "precision": chosen[1], "ms_per_slice": known.get("ms_per_slice", {}),
                 "cached": True}
 
-    timings: dict[str, float] = {}
     backends = {}
     for pair in pairs:
         try:
@@ -148,11 +170,10 @@ def configure_engine(model, engine: str = "auto", precision: str = "auto",
         except EngineError:
             continue
         backends[pair] = model.backend
-        timings[f"{pair[0]}:{pair[1]}"] = 1e3 * seconds_per_slice(model)
+    timings = _measure(model, backends)
     best = min(timings, key=timings.get)
     chosen = tuple(best.split(":"))
-    model.set_backend(backends[chosen])
-    model.set_precision(chosen[1] if chosen[0] == "torch" else "fp32")
+    _use(model, chosen, backends[chosen])
     root.mkdir(parents=True, exist_ok=True)
     data = _read_choices(choices_path)
     data[key] = {"choice": list(chosen), "ms_per_slice": {k: round(v, 1) for k, v in timings.items()}}
