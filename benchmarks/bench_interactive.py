@@ -42,6 +42,14 @@ def _timed(fn):
 
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process image (VmHWM; Linux's ru_maxrss survives exec, so a child
+    started by a big parent would report the parent's peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -147,11 +155,13 @@ def rss_child(num_slices: int) -> dict:
     from volume import Session
 
     torch.set_num_threads(1)
-    zz, yy, xx = np.meshgrid(np.arange(num_slices), np.arange(256), np.arange(256), indexing="ij")
     c = num_slices / 2
     radius_z = min(12.0, num_slices / 3)
-    array = np.where(((zz - c) / radius_z) ** 2 + ((yy - 128) / 60.0) ** 2 + ((xx - 128) / 70.0) ** 2 <= 1,
-                     1000, 0).astype(np.int16)
+    yy, xx = np.ogrid[:256, :256]
+    in_plane = ((yy - 128) / 60.0) ** 2 + ((xx - 128) / 70.0) ** 2
+    array = np.zeros((num_slices, 256, 256), dtype=np.int16)  # slice by slice: no full-size temporaries
+    for z in range(num_slices):
+        array[z][in_plane + ((z - c) / radius_z) ** 2 <= 1] = 1000
     before = _peak_rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
         model = _SizedEncoder()

@@ -31,7 +31,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from volume.assembly import clean_labels
+from volume.assembly import clean_session_labels
 from volume.errors import (
     EmptyPromptError,
     NoPromptsError,
@@ -40,7 +40,7 @@ from volume.errors import (
     UnknownObjectError,
     VolumeError,
 )
-from volume.session_parts import Progress, ProgressCallback, Prompt, SliceResult, Unit, crop_result
+from volume.session_parts import Progress, ProgressCallback, Prompt, SliceResult, Unit, as_numpy, crop_result
 from volume.session_setup import _as_scan, _resolve_model
 from volume.slicing import SliceGeometry, slicing_axis
 from volume.tracks import Track, TrackSet, mask_box_fit
@@ -309,7 +309,7 @@ class Session:
         self._pending.setdefault(obj, {})[s] = {False, True}
         self._results.setdefault(obj, {})
         self._scores.setdefault(obj, np.full(self.num_slices, np.nan, dtype=np.float32))
-        row = _as_numpy(logits[list(obj_ids).index(obj), 0])
+        row = as_numpy(logits[list(obj_ids).index(obj), 0])
         score = float(self._object_scores(state).get(obj, 1.0 if (row > 0).any() else -1.0))
         self._store(obj, s, row, max(score, 1e-3) if (row > 0).any() else score)
         self._compose(s)
@@ -319,7 +319,7 @@ class Session:
         """How well the model's mask for `box` on slice `s`, in `track`'s window, fills the box."""
         probe = _PROBE_OBJECT
         _, obj_ids, logits = self.predictor.add_new_points_or_box(track.state, s, probe, box=box)
-        mask = _as_numpy(logits[list(obj_ids).index(probe), 0]) > 0
+        mask = as_numpy(logits[list(obj_ids).index(probe), 0]) > 0
         self.predictor.remove_object(track.state, probe)
         return mask_box_fit(mask, box)
 
@@ -503,7 +503,7 @@ class Session:
         if not self.cancelled:
             counter.finish()
             if self.cleanup:
-                self._clean = self._cleaned()
+                self._clean = clean_session_labels(self._raw, self._prompts, self.slicing_axis)
         return self.labels
 
     def _sweep(self, track: Track, units: list["Unit"], cancel: Optional[threading.Event],
@@ -559,7 +559,7 @@ class Session:
         for obj, unit in sorted(active.items()):
             if frame_idx == unit.seed:
                 continue  # the prompt's own result is already stored
-            row = _as_numpy(mask_logits[obj_ids.index(obj), 0])
+            row = as_numpy(mask_logits[obj_ids.index(obj), 0])
             score = float(scores.get(obj, row.max()))
             # between two prompts or inside the user's extent the stop rule is off: only an empty mask is absent
             present = (score > 0 or unit.inner) and bool((row > 0).any())
@@ -588,22 +588,6 @@ class Session:
                 del active[obj]
                 ids.discard(obj)
         return changed
-
-    def _cleaned(self) -> np.ndarray:
-        seeds = {}
-        for obj, prompts in self._prompts.items():
-            seed = np.zeros(self.geometry.shape_zyx, dtype=bool)
-            for s in prompts:
-                index = self.geometry.index(s)
-                seed[index] = self._raw[index] == obj
-            seeds[obj] = seed
-        return clean_labels(self._raw, seeds, axis=self.slicing_axis)
-
-
-def _as_numpy(values: Any) -> np.ndarray:
-    if hasattr(values, "detach"):
-        values = values.detach().float().cpu().numpy()
-    return np.asarray(values, dtype=np.float32)
 
 
 def load_session(scan: Union[str, Any], model: Any = "lite_medsam", **options: Any) -> Session:
