@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_sam2.widget.worker import ModelChoice, download_steps, load_model
+from napari_sam2.widget.worker import ModelChoice, download_steps, load_model, qt_alive
 
 DEFAULT_MODEL = "lite_medsam"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -241,6 +241,8 @@ class ModelPanel(QWidget):
 
         def on_loaded(model: Any) -> None:
             self.model, self.loaded_choice = model, choice
+            if not qt_alive(self.status_label):  # the dock was closed while the model loaded
+                return
             engine = f" ({model.engine}, {model.engine_precision})" if hasattr(model, "engine_precision") else ""
             self.status_label.setText(f"{choice.name} loaded on {next(model.parameters()).device}{engine}")
             self.model_loaded.emit(model, choice)
@@ -253,9 +255,12 @@ class ModelPanel(QWidget):
             nonlocal failed_once
             failed_once = True
             show_error(f"napari-sam2: could not load model {choice.name}: {exc}")
-            self.refresh_status()
+            if qt_alive(self.status_label):
+                self.refresh_status()
 
         def on_finished() -> None:
+            if not qt_alive(self.load_button):
+                return
             self.load_button.setEnabled(True)
             self.busy_changed.emit(False)
             if failed_once and failed is not None:

@@ -16,6 +16,7 @@ from qtpy.QtCore import QTimer
 from napari_sam2.layers import is_ct_like
 from napari_sam2.widget.corrections import shape_prompts
 from napari_sam2.widget.propagation import PromptBatch, propagation_steps, scan_from_image_layer
+from napari_sam2.widget.worker import qt_alive
 
 
 class RunMixin:
@@ -172,8 +173,15 @@ class RunMixin:
                 return "soft_tissue"
         return name
 
+    def _dock_alive(self) -> bool:
+        """False once Qt has deleted the dock's widgets (the dock or the viewer was closed while a worker ran)."""
+        return qt_alive(self.status)
+
     def _on_step(self, step: Any) -> None:
         """One update from the worker, in the UI thread: a new session, or one finished slice."""
+        if not self._dock_alive():
+            self._cancel.set()
+            return
         if step.session is not None:
             if self._run_target is self.labels_layer:
                 self.session = step.session
@@ -187,6 +195,8 @@ class RunMixin:
         self.status.setText(f"propagating… {step.done} / {step.total} slices")
 
     def _on_returned(self, result: Any, batch: PromptBatch, settings: tuple, propagate: bool = True) -> None:
+        if not self._dock_alive():  # the dock was closed while the run went on: nothing to show it in
+            return
         target = self._run_target
         if propagate:
             self._write_labels(target, np.asarray(result.labels))
@@ -225,6 +235,8 @@ class RunMixin:
         from napari.utils.notifications import show_error
 
         show_error(f"napari-sam2: propagation failed: {exc}")
+        if not self._dock_alive():
+            return
         self.status.setText(f"error: {exc}")
         if self.history and self._run_target is self.labels_layer:
             state = self.history.drop_last()
@@ -234,6 +246,8 @@ class RunMixin:
 
     def _on_finished(self) -> None:
         self._worker = None
+        if not self._dock_alive():
+            return
         self._set_running(False)
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)

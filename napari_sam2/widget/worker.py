@@ -26,6 +26,15 @@ class WorkerError(Exception):
     """
 
 
+def qt_alive(widget: Any) -> bool:
+    """False once Qt has deleted `widget` (its dock or viewer closed while a worker ran): touch nothing then."""
+    try:
+        widget.isVisible()
+    except RuntimeError:  # "wrapped C/C++ object ... has been deleted"
+        return False
+    return True
+
+
 def reraise_runtime_errors(generator: Generator) -> Generator:
     """Delegate to `generator`, turning a `RuntimeError` into a `WorkerError` (same message)."""
     try:

@@ -64,3 +64,17 @@ def test_a_paint_stroke_is_sent_as_a_mask_correction(widget, qtbot, fake_session
     qtbot.waitUntil(lambda: bool(fake_session.instances[0].masks), timeout=60_000)
     [(obj, s, mask)] = fake_session.instances[0].masks
     assert (obj, s) == (1, 2) and mask[4, 4] and mask[4, 5]
+    wait_until_idle(qtbot, widget)
+
+
+def test_a_run_ending_after_the_dock_was_deleted_touches_no_widget(widget, qtbot, fake_session):
+    fake_session.slice_seconds = 0.3
+    widget.objects.add_object()
+    widget.ensure_prompt_layers().add_box(1, 0, 2, (3, 2), (8, 7))
+    qtbot.waitUntil(lambda: hasattr(widget._worker, "finished"), timeout=60_000)  # the run started (not "loading")
+    ended = []
+    widget._worker.finished.connect(lambda: ended.append(True))
+    widget.viewer.window.remove_dock_widget("all")
+    widget.deleteLater()
+    qtbot.waitUntil(lambda: not widget._dock_alive(), timeout=10_000)
+    qtbot.waitUntil(lambda: bool(ended), timeout=60_000)  # pytest-qt fails the test on any exception in a slot
