@@ -43,6 +43,12 @@ VARIANTS = {
     "previous": {"margin_ratios": WIDE, "appearance_gate": 0.0},  # the rule tuned on example_ct_sm
     "wide_weak_gate": {"margin_ratios": WIDE, "appearance_gate": 0.05},
     "wide_app": {"margin_ratios": WIDE, "appearance_gate": 0.0, "appearance_weight": 1.0},
+    "wide_gate_all": {"margin_ratios": WIDE, "appearance_gate": 0.15, "gate_all": True},
+    "wide_gate_all_strong": {"margin_ratios": WIDE, "appearance_gate": 0.3, "gate_all": True},
+    "wide_gate_agree_half": {"margin_ratios": WIDE, "appearance_gate": 0.15, "agreement_weight": 0.5},
+    "wide_gate_all_agree_half": {"margin_ratios": WIDE, "appearance_gate": 0.15, "gate_all": True,
+                                 "agreement_weight": 0.5},
+    "narrow_gate_all": {"margin_ratios": (0.0, 0.1), "appearance_gate": 0.15, "gate_all": True},
     "plain": None,
 }
 
@@ -116,13 +122,15 @@ def record_ceiling(item, model) -> dict:
     return rows
 
 
-def load_model(cache: Path):
-    """LiteMedSAM as `eval_devset.py` runs it (engine and precision "auto"), embeddings cached."""
-    return load_eval_model(cache)[0]
+def load_model(cache: Path, engine: str = "auto", precision: str = "auto"):
+    """LiteMedSAM as `eval_devset.py` runs it (engine and precision: "auto" unless pinned), embeddings cached."""
+    model, described = load_eval_model(cache, engine, precision)
+    print(f"LiteMedSAM on {described}", flush=True)
+    return model
 
 
 def cmd_record(args) -> int:
-    model = load_model(args.cache)
+    model = load_model(args.cache, args.engine, args.precision)
     out = args.cache / f"record-{args.variant}.pkl"
     done = pickle.loads(out.read_bytes()) if out.exists() else {}
     for item in load_cases(args.devset, args.only):
@@ -249,6 +257,8 @@ def main(argv=None) -> int:
     parser.add_argument("--devset", type=Path, default=DEVSET)
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--engine", default="auto", help="LiteMedSAM engine (pin one so runs share cached embeddings)")
+    parser.add_argument("--precision", default="auto")
     parser.add_argument("--redo", action="store_true")
     parser.add_argument("--ceiling", action="store_true", help="record the ceiling again")
     args = parser.parse_args(argv)

@@ -45,7 +45,8 @@ class CarryConfig:
     min_dilation_px: int = 2
     agreement_weight: float = 1.0  # candidate value = predicted IoU + weight * Dice with prev mask ...
     appearance_weight: float = 0.0  # ... + weight * the candidate's object posterior / the prompted mask's
-    appearance_gate: float = 0.15  # new pixels (outside prev) with object posterior below this are dropped
+    appearance_gate: float = 0.15  # new pixels (outside prev) with object posterior below this are dropped ...
+    gate_all: bool = False  # ... or every pixel of the carried mask (True), not only the new ones
     mask_threshold: float = 0.5  # logits above this are the object (yielded logits are shifted by it)
     stop: bool = True  # False: present while the mask is not empty (no stop rule)
     # ---- stop rule (presence margins). The carrying variant and these thresholds were chosen
@@ -212,7 +213,7 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
     use_appearance = plane is not None and appearance is not None
     if use_appearance and config.appearance_gate > 0:
         unlike = appearance.posterior(plane) < config.appearance_gate
-        allowed = allowed & ~(unlike & ~prev)
+        allowed = allowed & ~(unlike if config.gate_all else unlike & ~prev)
 
     def box_with(ratio: float) -> np.ndarray:
         margin = float(np.clip(ratio * size, config.min_margin_px, config.max_margin_px))
