@@ -197,6 +197,23 @@ def test_appearance_gate_stops_a_mask_creeping_into_other_tissue():
     assert dice(ungated.numpy(), obj) < 0.85  # without the gate it creeps into the band
 
 
+def test_gate_all_drops_unlike_pixels_already_in_the_carried_mask():
+    import torch
+
+    plane, obj = leaking_plane(12)
+    appearance = AppearanceModel.learn(torch.from_numpy(plane), torch.from_numpy(obj))
+    leaked = obj.copy()
+    leaked[22:43, 40:46] = True  # the previous slice's mask already took part of the band
+    model = _GreedyModel()
+    kept = {}
+    for gate_all in (False, True):
+        kept[gate_all] = carry_mask(model, model.encode_image(plane[None]), torch.from_numpy(leaked),
+                                    CarryConfig(margin_ratios=(0.0,), gate_all=gate_all),
+                                    plane=torch.from_numpy(plane), appearance=appearance).logits.numpy() > 0
+    assert kept[False][30, 42]  # only new pixels are gated: the band already carried stays
+    assert not kept[True][22:43, 40:46].any() and dice(kept[True], obj) > 0.95
+
+
 def test_leaking_object_is_judged_gone_by_its_appearance():
     import torch
 
