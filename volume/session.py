@@ -25,6 +25,7 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 from typing import Any, Callable, Optional, Sequence, Union
@@ -318,8 +319,13 @@ class Session:
     def _box_fit(self, track: Track, s: int, box: np.ndarray) -> float:
         """How well the model's mask for `box` on slice `s`, in `track`'s window, fills the box."""
         probe = _PROBE_OBJECT
-        _, obj_ids, logits = self.predictor.add_new_points_or_box(track.state, s, probe, box=box)
-        mask = as_numpy(logits[list(obj_ids).index(probe), 0]) > 0
+        try:
+            _, obj_ids, logits = self.predictor.add_new_points_or_box(track.state, s, probe, box=box)
+            mask = as_numpy(logits[list(obj_ids).index(probe), 0]) > 0
+        except BaseException:  # a failed or interrupted probe leaves no phantom object in the track
+            with contextlib.suppress(Exception):
+                self.predictor.remove_object(track.state, probe)
+            raise
         self.predictor.remove_object(track.state, probe)
         return mask_box_fit(mask, box)
 

@@ -274,3 +274,25 @@ def test_a_pass_stopping_at_its_limit_keeps_the_next_prompts_slices():
     session.add_box(1, 8, (12, 14, 28, 34))  # a correction re-propagates from slice 8 only
     zs = np.flatnonzero((session.propagate() == 1).any(axis=(1, 2)))
     assert 15 in zs.tolist()  # slice 15 belongs to the backward pass from slice 20
+
+
+class _FailingOnDecode(ThresholdImageModel):
+    """Fails on the n-th decode (a window trial interrupted by an error)."""
+
+    fail_at: int = 2
+
+    def decode(self, embedding, **kwargs):
+        if self.decodes + 1 == self.fail_at:
+            self.decodes += 1
+            raise RuntimeError("decoder failed")
+        return super().decode(embedding, **kwargs)
+
+
+def test_a_failed_window_trial_leaves_no_probe_object_behind():
+    session = Session(FakeScan(ct_volume()), _FailingOnDecode(threshold=0.05))
+    box = (14, 8, 30, 24)  # soft-tissue centre with a share of lung: both windows are tried
+    with pytest.raises(RuntimeError, match="decoder failed"):
+        session.add_box(1, 15, box)
+    assert all(track.state["obj_ids"] == [] for track in session._tracks.tracks.values())
+    session.add_box(1, 15, box)  # the session is still usable
+    assert session.object_windows[1].name in ("soft_tissue", "lung")
