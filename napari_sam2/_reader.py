@@ -58,8 +58,8 @@ def get_reader(path: Union[PathLike, Sequence[PathLike]]) -> Optional[Callable[.
 
 
 def read_scan_layers(path: Union[PathLike, Sequence[PathLike]], **_: Any) -> list:
-    """Read one scan; a file scanio cannot read gives a notification and no layer."""
-    from napari.utils.notifications import show_error
+    """Read one scan; a file scanio cannot read gives a notification and no layer; read warnings are shown."""
+    from napari.utils.notifications import show_error, show_warning
 
     import scanio
 
@@ -73,6 +73,8 @@ def read_scan_layers(path: Union[PathLike, Sequence[PathLike]], **_: Any) -> lis
     except (OSError, RuntimeError, ValueError) as exc:  # anything SimpleITK/pydicom let through
         show_error(f"napari-sam2 could not open {path}: {type(exc).__name__}: {exc}")
         return [(None,)]
+    for message in dict.fromkeys(scan.metadata.get("warnings", [])):  # how the scan was read (resampled, sform used…)
+        show_warning(f"napari-sam2: {message}")
     return [scan_layer_data(scan, name=_layer_name(Path(path)))]
 
 

@@ -129,3 +129,16 @@ def test_viewer_open_of_corrupt_file_does_not_raise(make_napari_viewer, tmp_path
     viewer.open(str(path), plugin="napari-sam2")
     assert len(viewer.layers) == 0
     assert any("truncated.mha" in message for message in notifications.errors())
+
+
+def test_how_a_scan_was_read_is_shown_as_a_warning(tmp_path, notifications):
+    import nibabel as nib
+
+    path = write_synthetic_scan(tmp_path / "scan.nii")
+    img = nib.load(str(path))
+    affine = img.affine.copy()
+    affine[:3, 3] += 30.0  # the sform now disagrees with the qform
+    img.header.set_sform(affine, code=2)
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj), None, img.header), str(path))
+    _read_one(path)
+    assert any("sform disagrees" in message for message in notifications.messages())
