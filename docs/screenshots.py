@@ -4,9 +4,9 @@
 
 One box around the liver on the middle slice (placed from the sample's reference labels),
 propagation in both directions with the dock widget, then three pictures: the window with the
-widget and a 2D slice (`widget_2d.png`); a correction — part of the liver erased with the
-paint tool on one slice, propagated again (`correction_2d.png`); and a 3D view of the
-segmentation (`view_3d.png`).
+widget and a 2D slice (`widget_2d.png`); a 3D view of the segmentation (`view_3d.png`); and a
+correction — part of the liver erased with the paint tool on one slice, propagated again, the
+mask before the correction shown as an outline (`correction_2d.png`).
 Takes 1-20 minutes on a CPU (20 LiteMedSAM encodes), seconds on a GPU.
 """
 
@@ -54,6 +54,7 @@ def main() -> None:
 
     import napari
     import scanio
+    from napari.utils.colormaps import DirectLabelColormap
     from qtpy.QtWidgets import QApplication
     from sample_data import sample_ct_path, sample_labels_path
 
@@ -88,25 +89,9 @@ def main() -> None:
         app.processEvents()
     _save_small(viewer.screenshot(canvas_only=False, flash=False), args.out / "widget_2d.png", 1200)
 
-    # a correction: erase the liver's lateral third on a slice with the brush, propagate again
-    corrected = middle + 3
-    plane = np.asarray(widget.labels_layer.data[corrected])
-    cols = np.flatnonzero((plane == liver.obj_id).any(axis=0))
-    cut = int(cols[0] + (cols[-1] - cols[0]) * 2 // 3)
-    rr, cc = np.nonzero(plane[:, cut:] == liver.obj_id)
-    widget.use_paint_tool()
-    widget.labels_layer.data_setitem((np.full(rr.shape, corrected), rr, cc + cut), 0)  # as a stroke would
-    _wait(widget, app, args.timeout_s)
-    widget.propagate(direction="both directions")
-    _wait(widget, app, args.timeout_s)
-    print(f"correction: {widget.status.text()}")
-    viewer.dims.set_point(0, image.data_to_world((corrected, 0, 0))[0])
-    viewer.reset_view()
-    for _ in range(10):
-        app.processEvents()
-    _save_small(viewer.screenshot(canvas_only=False, flash=False), args.out / "correction_2d.png", 1200)
-
     # 3D: the segmented liver as a surface among the bones (CT shown as a MIP in a bone window)
+    labels_opacity, labels_rendering = widget.labels_layer.opacity, widget.labels_layer.rendering
+    image_rendering, image_limits, image_opacity = image.rendering, image.contrast_limits, image.opacity
     for layer in (widget.prompt_layers.points, widget.prompt_layers.boxes):
         layer.visible = False
     viewer.dims.ndisplay = 3
@@ -122,6 +107,40 @@ def main() -> None:
     for _ in range(10):
         app.processEvents()
     _save_small(viewer.screenshot(canvas_only=True, flash=False), args.out / "view_3d.png", 900)
+
+    # back to the 2D slice view for the correction
+    viewer.dims.ndisplay = 2
+    widget.labels_layer.opacity = labels_opacity
+    widget.labels_layer.rendering = labels_rendering
+    image.rendering, image.contrast_limits, image.opacity = image_rendering, image_limits, image_opacity
+    for layer in (widget.prompt_layers.points, widget.prompt_layers.boxes):
+        layer.visible = True
+
+    # a correction: erase the liver's lateral third on a slice with the brush, propagate again; the
+    # mask before the correction stays on screen as an outline, the paint tool stays selected
+    corrected = middle + 3
+    before = np.asarray(widget.labels_layer.data) == liver.obj_id
+    plane = np.asarray(widget.labels_layer.data[corrected])
+    cols = np.flatnonzero((plane == liver.obj_id).any(axis=0))
+    cut = int(cols[0] + (cols[-1] - cols[0]) * 2 // 3)
+    rr, cc = np.nonzero(plane[:, cut:] == liver.obj_id)
+    widget.use_paint_tool()
+    widget.labels_layer.data_setitem((np.full(rr.shape, corrected), rr, cc + cut), 0)  # as a stroke would
+    _wait(widget, app, args.timeout_s)
+    widget.propagate(direction="both directions")
+    _wait(widget, app, args.timeout_s)
+    print(f"correction: {widget.status.text()}")
+    outline = viewer.add_labels(before.astype(np.uint8), name="before the correction",
+                                scale=widget.labels_layer.scale, translate=widget.labels_layer.translate)
+    outline.colormap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 1: (0.2, 0.9, 1.0, 1.0)})
+    outline.contour, outline.opacity = 2, 1.0
+    viewer.layers.selection.active = widget.labels_layer
+    widget.labels_layer.mode = "erase"
+    viewer.dims.set_point(0, image.data_to_world((corrected, 0, 0))[0])
+    viewer.reset_view()
+    for _ in range(10):
+        app.processEvents()
+    _save_small(viewer.screenshot(canvas_only=False, flash=False), args.out / "correction_2d.png", 1200)
     viewer.close()
 
 
