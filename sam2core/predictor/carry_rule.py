@@ -22,10 +22,11 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from scipy import ndimage
 
 NO_OBJECT_LOGIT = -1024.0  # SAM 2's fill value for frames where an object is absent
 APPEARANCE_BINS = 32
+_SMALL_DISC = 4  # radius up to which dilation applies the disc directly (faster than a distance transform)
 
 
 @dataclass(frozen=True)
@@ -148,14 +149,27 @@ def bbox(mask: torch.Tensor) -> tuple[int, int, int, int]:
 
 
 def dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
-    """Binary dilation with a disc of `radius` pixels."""
-    if radius <= 0:
+    """Binary dilation of a `(H, W)` bool mask with a disc of `radius` pixels (`y² + x² <= r²`).
+
+    Worked out in the mask's box grown by `radius` only: a small disc directly, a large one as the
+    pixels within `radius` of the mask by the exact Euclidean distance transform (linear in the
+    box, where a convolution with the disc costs `r²` a pixel: over a second for a liver at 512²).
+    """
+    if radius <= 0 or not bool(mask.any()):
         return mask
     r = int(radius)
-    yy, xx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
-    disc = ((yy * yy + xx * xx) <= r * r).float()[None, None]
-    out = F.conv2d(mask.float()[None, None], disc, padding=r)
-    return out[0, 0] > 0.5
+    x0, y0, x1, y1 = bbox(mask)
+    rows = slice(max(0, y0 - r), min(mask.shape[0], y1 + r + 1))
+    cols = slice(max(0, x0 - r), min(mask.shape[1], x1 + r + 1))
+    local = mask[rows, cols].cpu().numpy()
+    if r <= _SMALL_DISC:
+        offsets = np.arange(-r, r + 1) ** 2
+        grown = ndimage.binary_dilation(local, np.add.outer(offsets, offsets) <= r * r)
+    else:
+        grown = ndimage.distance_transform_edt(~local) <= r  # distance to the nearest mask pixel, exact
+    out = torch.zeros_like(mask)
+    out[rows, cols] = torch.from_numpy(grown).to(mask.device)
+    return out
 
 
 def core(mask: torch.Tensor) -> torch.Tensor:
