@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -69,13 +70,13 @@ def _dice(a, b) -> float:
     return 2.0 * np.logical_and(a, b).sum() / max(a.sum() + b.sum(), 1)
 
 
-def real_rows(engine: str) -> list[tuple]:
+def real_rows(engine: str) -> Iterator[tuple]:
+    """The rows on the sample CT, each yielded as soon as it is measured."""
     import sam2core
     from volume import Session
 
     scan, truth, z, box = _liver_prompt()
     model = sam2core.load_model("lite_medsam", engine=engine)
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(tmp) / "store"
         # one encode, for reference
@@ -83,40 +84,39 @@ def real_rows(engine: str) -> list[tuple]:
         frame = session._tracks.track(session.window).state["frames"][z]
         model.encode_image(frame)  # warm-up (first call allocates)
         t_encode, _ = _timed(lambda: model.encode_image(frame))
-        rows.append(("one encode (reference)", t_encode, ""))
+        yield ("one encode (reference)", t_encode, "")
 
         session = Session(scan, model, embedding_store=store_dir)
         t_cold, _ = _timed(lambda: session.add_box(1, z, box))
-        rows.append(("prompt → mask, cold (slice not encoded)", t_cold,
-                     f"{t_cold - t_encode:+.2f} s vs one encode (target ≤ +0.25 s)"))
+        yield ("prompt → mask, cold (slice not encoded)", t_cold,
+               f"{t_cold - t_encode:+.2f} s vs one encode (target ≤ +0.25 s)")
         t_warm, _ = _timed(lambda: session.add_box(1, z, box))
-        rows.append(("prompt → mask, warm (embedding in RAM)", t_warm, "target ≤ 0.25 s"))
+        yield ("prompt → mask, warm (embedding in RAM)", t_warm, "target ≤ 0.25 s")
         again = Session(scan, model, embedding_store=store_dir)
         t_store, _ = _timed(lambda: again.add_box(1, z, box))
-        rows.append(("prompt → mask, warm (store, new session)", t_store, "target ≤ 0.25 s"))
+        yield ("prompt → mask, warm (store, new session)", t_store, "target ≤ 0.25 s")
 
         plain = Session(scan, model, embedding_store=None)
         plain.add_box(1, z, box)
         t_plain, labels_plain = _timed(plain.propagate)
-        rows.append(("Propagate, no precompute", t_plain,
-                     f"dice {_dice(labels_plain == 1, truth):.3f}, {plain.slices_encoded} slices encoded"))
+        yield ("Propagate, no precompute", t_plain,
+               f"dice {_dice(labels_plain == 1, truth):.3f}, {plain.slices_encoded} slices encoded")
 
         ahead = Session(scan, model, embedding_store=Path(tmp) / "fresh")
         t_pre, _ = _timed(ahead.precompute)
-        rows.append(("precompute (background, all slices)", t_pre, f"{ahead.num_slices} slices"))
+        yield ("precompute (background, all slices)", t_pre, f"{ahead.num_slices} slices")
         ahead.add_box(1, z, box)
         t_ahead, labels_ahead = _timed(ahead.propagate)
-        rows.append(("Propagate after precompute", t_ahead,
-                     f"{t_plain / max(t_ahead, 1e-9):.1f}x faster than without (target ≥ 4x); "
-                     f"same labels: {np.array_equal(labels_ahead, labels_plain)}"))
+        yield ("Propagate after precompute", t_ahead,
+               f"{t_plain / max(t_ahead, 1e-9):.1f}x faster than without (target ≥ 4x); "
+               f"same labels: {np.array_equal(labels_ahead, labels_plain)}")
 
         from sam2core.predictor.embedding_store import EmbeddingStore
 
         info = EmbeddingStore(Path(tmp) / "fresh").info()
-        rows.append(("store size per slice", info.bytes / max(info.slices, 1) / 1e6,
-                     f"MB ({info.slices} slices, {info.bytes / 1e6:.1f} MB)"))
-    rows.append(("peak RSS (this process)", _peak_rss_mb(), "MB"))
-    return rows
+        yield ("store size per slice", info.bytes / max(info.slices, 1) / 1e6,
+               f"MB ({info.slices} slices, {info.bytes / 1e6:.1f} MB)")
+    yield ("peak RSS (this process)", _peak_rss_mb(), "MB")
 
 
 class _SizedEncoder:
@@ -182,11 +182,10 @@ def main() -> int:
     if args.rss_child:
         print(json.dumps(rss_child(args.rss_child)))
         return 0
-    rows = real_rows(args.engine)
-    print(f"{'what':46s} {'value':>9s}  notes")
-    for name, value, note in rows:
+    print(f"{'what':46s} {'value':>9s}  notes", flush=True)
+    for name, value, note in real_rows(args.engine):
         unit = "" if note.startswith("MB") else " s"
-        print(f"{name:46s} {value:9.3f}{unit}  {note}")
+        print(f"{name:46s} {value:9.3f}{unit}  {note}", flush=True)
     if not args.skip_rss:
         results = {}
         for n in (30, 300):
