@@ -48,6 +48,7 @@ class CarryConfig:
     appearance_weight: float = 0.0  # ... + weight * the candidate's object posterior / the prompted mask's
     appearance_gate: float = 0.15  # new pixels (outside prev) with object posterior below this are dropped ...
     gate_all: bool = False  # ... or every pixel of the carried mask (True), not only the new ones
+    signals_before_gate: bool = False  # appearance signals of the model's mask before that gate (True) or after
     mask_threshold: float = 0.5  # logits above this are the object (yielded logits are shifted by it)
     stop: bool = True  # False: present while the mask is not empty (no stop rule)
     # ---- stop rule (presence margins). The carrying variant and these thresholds were chosen
@@ -225,6 +226,7 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
     else:
         allowed = dilate(prev, max(config.min_dilation_px, int(round(config.dilation_ratio * size))))
     use_appearance = plane is not None and appearance is not None
+    shape_allowed = allowed  # the region the mask may take before the appearance gate
     if use_appearance and config.appearance_gate > 0:
         unlike = appearance.posterior(plane) < config.appearance_gate
         allowed = allowed & ~(unlike if config.gate_all else unlike & ~prev)
@@ -255,6 +257,7 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
             best = (value, candidate, mask, candidate_iou)
     _, logits, mask, iou = best
     raw_area = int((logits > 0).sum())
+    judged = ((logits > 0) & shape_allowed) if config.signals_before_gate else mask
     logits = torch.where(allowed, logits, torch.full_like(logits, NO_OBJECT_LOGIT))
     new_area = int(mask.sum())
     signals = {
@@ -266,7 +269,7 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
         "agreement": float(np.mean([mask_dice(masks[0], m) for m in masks[1:]])) if len(masks) > 1 else 1.0,
     }
     if use_appearance:
-        signals.update(appearance.signals(plane, mask))
+        signals.update(appearance.signals(plane, judged))
     else:
         signals.update({"appearance": 1.0, "appearance_core": 1.0, "likelihood": 0.0, "contrast": 1.0})
     return CarryResult(logits, presence_score(signals, config), float(iou), signals)
