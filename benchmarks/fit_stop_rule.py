@@ -64,6 +64,7 @@ GRID = {
     "min_appearance_core": [0.0, 0.6, 0.7, 0.8],
     "min_likelihood": [-float("inf"), -2.0, -1.0, -0.5],
     "min_contrast": [0.0, 0.3, 0.5],
+    "min_prompt_area": [0.0, 0.02, 0.05, 0.1],
     "absent_slices": [1, 2, 3],
 }
 
@@ -154,9 +155,9 @@ def cmd_record(args) -> int:
 def cut_extent(row: dict, rule: dict) -> tuple[int, int]:
     """First and last slice kept when `rule` stops each direction at its first absent run."""
     from sam2core.predictor.carry_rule import CarryConfig, presence_score
+    from stop_rule_grid import OFF
 
-    off = {"min_iou": 0.0, "iou_drop": 1.0, "min_area_ratio": 0.0, "min_appearance": 0.0}  # absent from the rule: off
-    config = replace(CarryConfig(), **{**off, **{k: v for k, v in rule.items() if k != "absent_slices"}})
+    config = replace(CarryConfig(), **{**OFF, **{k: v for k, v in rule.items() if k != "absent_slices"}})
     seed, n, k = row["seed"], row["num_slices"], rule["absent_slices"]
     ends = []
     for step in (-1, 1):
@@ -204,10 +205,22 @@ def end_error(row: dict, first: int, last: int) -> int:
     return max(abs(first - int(held[0])), abs(last - int(held[-1])))
 
 
+def with_prompt_area(rows: dict) -> dict:
+    """Rows recorded before the `prompt_area` signal existed get it from the overlap counts: the
+    carried mask's pixels over the prompted slice's (at the scan's resolution; the live rule
+    counts at the model's frame resolution, the same ratio up to resampling)."""
+    for row in rows.values():
+        seed_area = max(row["slices"][row["seed"]]["pred"], 1)
+        for s, values in row["slices"].items():
+            if s != row["seed"] and "prompt_area" not in values["signals"]:
+                values["signals"]["prompt_area"] = values["pred"] / seed_area
+    return rows
+
+
 def cmd_fit(args) -> int:
     from stop_rule_grid import rules_of, table
 
-    data = {v: pickle.loads((args.cache / f"record-{v}.pkl").read_bytes()) for v in args.variants}
+    data = {v: with_prompt_area(pickle.loads((args.cache / f"record-{v}.pkl").read_bytes())) for v in args.variants}
     names = [n for n in data[args.variants[0]] if all(n in d for d in data.values())]
     rules = rules_of(GRID)
     started = time.perf_counter()

@@ -17,9 +17,12 @@ import numpy as np
 
 # criterion -> (signal, how the threshold applies); every criterion is "signal > threshold"
 CRITERIA = ("min_iou", "iou_drop", "min_area_ratio", "min_appearance", "min_appearance_core",
-            "min_likelihood", "min_contrast")
+            "min_likelihood", "min_contrast", "min_prompt_area")
 SIGNAL_OF = {"min_area_ratio": "area_ratio", "min_appearance": "appearance",
-             "min_appearance_core": "appearance_core", "min_likelihood": "likelihood", "min_contrast": "contrast"}
+             "min_appearance_core": "appearance_core", "min_likelihood": "likelihood", "min_contrast": "contrast",
+             "min_prompt_area": "prompt_area"}
+OFF = {"min_iou": 0.0, "iou_drop": 1.0, "min_area_ratio": 0.0, "min_appearance": 0.0, "min_appearance_core": 0.0,
+       "min_likelihood": -np.inf, "min_contrast": 0.0, "min_prompt_area": 0.0}  # each criterion's "off" value
 MIN_OVERLAP = 0.5  # CarryConfig.min_overlap (not fitted)
 MIN_AREA_PX = 4  # CarryConfig.min_area_px (not fitted)
 
@@ -40,33 +43,27 @@ def _direction(row: dict, step: int) -> list[int]:
 
 
 def _present(row: dict, slices: list[int], rules: list[dict]) -> np.ndarray:
-    """`(rules, len(slices))` bool: each slice kept by each rule."""
+    """`(rules, len(slices))` bool: each slice kept by each rule (one comparison per distinct threshold)."""
     def signal(name: str, default: float) -> np.ndarray:
         return np.array([row["slices"][s]["signals"].get(name, default) for s in slices], dtype=np.float64)
 
     pred = np.array([row["slices"][s]["pred"] for s in slices])
     area = signal("area_px", 0.0)
     base = (pred > 0) & (signal("overlap", 1.0) > MIN_OVERLAP) & (area - MIN_AREA_PX > 0)
+    keep = np.repeat(base[None, :], len(rules), axis=0)
     iou, expected = signal("iou", 1.0), signal("expected_iou", np.nan)
-    out = np.empty((len(rules), len(slices)), dtype=bool)
-    cache: dict = {}
-    for i, rule in enumerate(rules):
-        keep = base.copy()
-        key = (rule.get("min_iou", 0.0), rule.get("iou_drop", 1.0))
-        if key not in cache:
-            floor = np.where(np.isnan(expected), key[0], np.maximum(key[0], expected - key[1]))
-            cache[key] = iou > floor
-        keep &= cache[key]
-        for criterion, name in SIGNAL_OF.items():
-            threshold = rule.get(criterion)
-            if threshold is None or not np.isfinite(threshold):
-                continue
-            ckey = (name, threshold)
-            if ckey not in cache:
-                cache[ckey] = signal(name, np.inf) > threshold
-            keep &= cache[ckey]
-        out[i] = keep
-    return out
+    pairs = np.array([(r.get("min_iou", OFF["min_iou"]), r.get("iou_drop", OFF["iou_drop"])) for r in rules])
+    distinct, which = np.unique(pairs, axis=0, return_inverse=True)
+    floors = [np.where(np.isnan(expected), lo, np.maximum(lo, expected - drop)) for lo, drop in distinct]
+    keep &= np.stack([iou > floor for floor in floors])[which.reshape(-1)]
+    for criterion, name in SIGNAL_OF.items():
+        thresholds = np.array([r.get(criterion, OFF[criterion]) for r in rules], dtype=np.float64)
+        distinct, which = np.unique(thresholds, return_inverse=True)
+        values = signal(name, np.inf)
+        # `presence_score` compares every criterion but skips min_prompt_area when it is off (<= 0)
+        skip = [not np.isfinite(t) or (criterion == "min_prompt_area" and t <= 0) for t in distinct]
+        keep &= np.stack([np.ones_like(base) if off else values > t for t, off in zip(distinct, skip)])[which.reshape(-1)]
+    return keep
 
 
 def _kept_count(present: np.ndarray, absent_slices: np.ndarray) -> np.ndarray:

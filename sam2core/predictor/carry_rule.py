@@ -64,6 +64,7 @@ class CarryConfig:
     min_appearance_core: float = 0.0  # the same on the mask's core (edge pixels eroded); below: gone (0: off)
     min_likelihood: float = -float("inf")  # mean log-density under the object's histogram minus the prompted mask's (nats)
     min_contrast: float = 0.0  # intensity step across the mask's edge / the prompted mask's; below: gone (0: off)
+    min_prompt_area: float = 0.0  # mask area / the prompted mask's area; below: gone (0: off)
     min_area_px: int = 4
     absent_slices: int = 3  # a direction ends after this many absent slices (`volume.Session`'s default)
     lookback: int = 2  # frames back to find a present mask to carry from
@@ -89,6 +90,7 @@ class AppearanceModel:
     reference_core: float = 1.0  # mean posterior inside the prompted mask's core
     reference_loglik: float = 0.0  # mean log object density inside the prompted mask
     reference_contrast: float = 1.0  # intensity step across the prompted mask's edge
+    reference_area: float = 1.0  # pixels of the prompted mask
 
     @classmethod
     def learn(cls, plane: torch.Tensor, mask: torch.Tensor) -> Optional["AppearanceModel"]:
@@ -100,7 +102,7 @@ class AppearanceModel:
         if int(ring.sum()) < 4:
             return None
         values = plane.float().clamp(0, 1)
-        model = cls(_density(values[mask]), _density(values[ring]))
+        model = cls(_density(values[mask]), _density(values[ring]), reference_area=float(area))
         model.reference = max(model.mean_posterior(plane, mask), 1e-3)
         model.reference_core = max(model.mean_posterior(plane, core(mask)), 1e-3)
         model.reference_loglik = model.mean_loglik(plane, mask)
@@ -108,10 +110,11 @@ class AppearanceModel:
         return model
 
     def signals(self, plane: torch.Tensor, mask: torch.Tensor) -> dict:
-        """The mask's appearance against the prompted object's: posterior (whole, core), likelihood, edge contrast."""
+        """The mask against the prompted object's: posterior (whole, core), likelihood, edge contrast, area."""
         if not bool(mask.any()):
-            return {"appearance": 0.0, "appearance_core": 0.0, "likelihood": -10.0, "contrast": 0.0}
+            return {"appearance": 0.0, "appearance_core": 0.0, "likelihood": -10.0, "contrast": 0.0, "prompt_area": 0.0}
         return {"appearance": self.mean_posterior(plane, mask) / self.reference,
+                "prompt_area": float(mask.sum()) / self.reference_area,
                 "appearance_core": self.mean_posterior(plane, core(mask)) / self.reference_core,
                 "likelihood": self.mean_loglik(plane, mask) - self.reference_loglik,
                 "contrast": edge_contrast(plane.float().clamp(0, 1), mask) / self.reference_contrast}
@@ -271,7 +274,7 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
     if use_appearance:
         signals.update(appearance.signals(plane, judged))
     else:
-        signals.update({"appearance": 1.0, "appearance_core": 1.0, "likelihood": 0.0, "contrast": 1.0})
+        signals.update({"appearance": 1.0, "appearance_core": 1.0, "likelihood": 0.0, "contrast": 1.0, "prompt_area": 1.0})
     return CarryResult(logits, presence_score(signals, config), float(iou), signals)
 
 
@@ -308,4 +311,6 @@ def presence_score(signals: dict, config: CarryConfig) -> float:
         (signals.get("contrast", 1.0) - config.min_contrast) * 10.0,
         float(new_area - config.min_area_px),
     ]
+    if config.min_prompt_area > 0:
+        margins.append((signals.get("prompt_area", 1.0) - config.min_prompt_area) * 100.0)
     return float(min(margins))
