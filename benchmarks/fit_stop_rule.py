@@ -37,7 +37,7 @@ CACHE = Path.home() / ".cache" / "napari-sam2-devset"
 # Carrying rules recorded (each with the stop rule off); the fit chooses among them too.
 WIDE = (0.0, 0.12, 0.25)
 VARIANTS = {
-    "wide_gate": {"margin_ratios": WIDE, "appearance_gate": 0.15},  # the default CarryConfig()
+    "wide_gate": {"margin_ratios": WIDE, "appearance_gate": 0.15},  # the default before the gate on every pixel
     "narrow_gate": {"margin_ratios": (0.0, 0.1), "appearance_gate": 0.15},
     "no_gate": {"margin_ratios": (0.0, 0.1), "appearance_gate": 0.0},
     "previous": {"margin_ratios": WIDE, "appearance_gate": 0.0},  # the rule tuned on example_ct_sm
@@ -47,13 +47,17 @@ VARIANTS = {
     "wide_gate_all_strong": {"margin_ratios": WIDE, "appearance_gate": 0.3, "gate_all": True},
     "wide_gate_agree_half": {"margin_ratios": WIDE, "appearance_gate": 0.15, "agreement_weight": 0.5},
     "wide_gate_all_agree_half": {"margin_ratios": WIDE, "appearance_gate": 0.15, "gate_all": True,
-                                 "agreement_weight": 0.5},
+                                 "agreement_weight": 0.5},  # the default CarryConfig()
     "narrow_gate_all": {"margin_ratios": (0.0, 0.1), "appearance_gate": 0.15, "gate_all": True},
     "wide_gate_all_judge_raw": {"margin_ratios": WIDE, "appearance_gate": 0.15, "gate_all": True,
                                 "signals_before_gate": True},
     "wide_gate_judge_raw": {"margin_ratios": WIDE, "appearance_gate": 0.15, "signals_before_gate": True},
     "plain": None,
 }
+
+# What a variant does not say (not CarryConfig()'s defaults, which follow the chosen variant)
+VARIANT_BASE = {"appearance_gate": 0.0, "gate_all": False, "agreement_weight": 1.0, "appearance_weight": 0.0,
+                "signals_before_gate": False}
 
 # The grid the stop rule is chosen on (every criterion of `stop_rule_grid.CRITERIA`; 0 or -inf: off).
 GRID = {
@@ -75,7 +79,7 @@ def carry_config(variant: str):
     options = VARIANTS[variant]
     if options is None:
         return CarryConfig.plain()
-    return replace(CarryConfig(), stop=False, **options)
+    return replace(CarryConfig(), stop=False, **{**VARIANT_BASE, **options})
 
 
 def record_row(item, model, variant: str) -> dict:

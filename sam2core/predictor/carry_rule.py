@@ -44,29 +44,30 @@ class CarryConfig:
     max_margin_px: float = 30.0
     dilation_ratio: Optional[float] = 0.12  # new mask within prev mask dilated by this (None: no constraint)
     min_dilation_px: int = 2
-    agreement_weight: float = 1.0  # candidate value = predicted IoU + weight * Dice with prev mask ...
+    agreement_weight: float = 0.5  # candidate value = predicted IoU + weight * Dice with prev mask ...
     appearance_weight: float = 0.0  # ... + weight * the candidate's object posterior / the prompted mask's
     appearance_gate: float = 0.15  # new pixels (outside prev) with object posterior below this are dropped ...
-    gate_all: bool = False  # ... or every pixel of the carried mask (True), not only the new ones
+    gate_all: bool = True  # ... or every pixel of the carried mask (True), not only the new ones
     signals_before_gate: bool = False  # appearance signals of the model's mask before that gate (True) or after
     mask_threshold: float = 0.5  # logits above this are the object (yielded logits are shifted by it)
     stop: bool = True  # False: present while the mask is not empty (no stop rule)
     # ---- stop rule (presence margins). The carrying variant and these thresholds were chosen
     # together on a grid by leave-one-source-out cross-validation on the dev set
-    # (benchmarks/fit_stop_rule.py, docs/propagation.md): the appearance signal decides; the
-    # predicted-IoU and area-collapse criteria did not help on scans from other sources and are off.
+    # (benchmarks/fit_stop_rule.py, docs/propagation.md): appearance and intensity likelihood
+    # against the prompted mask, area against the previous and the prompted mask; the
+    # predicted-IoU criteria did not help on scans from other sources and are off.
     min_iou: float = 0.0  # gone below this predicted IoU (0: off) ...
     iou_drop: float = 1.0  # ... or this far below its recent median (1: off)
     iou_history: int = 3  # frames in that median
     min_overlap: float = 0.5  # fraction of the raw new mask inside the dilated prev mask
-    min_area_ratio: float = 0.0  # new area / prev area; below: gone (0: off)
-    min_appearance: float = 0.7  # new mask's object posterior / the prompted mask's; below: gone
+    min_area_ratio: float = 0.3  # new area / prev area; below: gone (0: off)
+    min_appearance: float = 0.5  # new mask's object posterior / the prompted mask's; below: gone
     min_appearance_core: float = 0.0  # the same on the mask's core (edge pixels eroded); below: gone (0: off)
-    min_likelihood: float = -float("inf")  # mean log-density under the object's histogram minus the prompted mask's (nats)
+    min_likelihood: float = -2.0  # mean log-density under the object's histogram minus the prompted mask's (nats)
     min_contrast: float = 0.0  # intensity step across the mask's edge / the prompted mask's; below: gone (0: off)
-    min_prompt_area: float = 0.0  # mask area / the prompted mask's area; below: gone (0: off)
+    min_prompt_area: float = 0.05  # mask area / the prompted mask's area; below: gone (0: off)
     min_area_px: int = 4
-    absent_slices: int = 3  # a direction ends after this many absent slices (`volume.Session`'s default)
+    absent_slices: int = 2  # a direction ends after this many absent slices (`volume.Session`'s default)
     lookback: int = 2  # frames back to find a present mask to carry from
 
     @classmethod
