@@ -69,6 +69,7 @@ GRID = {
     "min_likelihood": [-float("inf"), -2.0, -1.0, -0.5],
     "min_contrast": [0.0, 0.3, 0.5],
     "min_prompt_area": [0.0, 0.02, 0.05, 0.1],
+    "min_overlap": [0.0, 0.25, 0.5],
     "absent_slices": [1, 2, 3],
 }
 

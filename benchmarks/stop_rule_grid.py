@@ -16,14 +16,14 @@ from typing import Iterable
 import numpy as np
 
 # criterion -> (signal, how the threshold applies); every criterion is "signal > threshold"
-CRITERIA = ("min_iou", "iou_drop", "min_area_ratio", "min_appearance", "min_appearance_core",
+CRITERIA = ("min_iou", "iou_drop", "min_overlap", "min_area_ratio", "min_appearance", "min_appearance_core",
             "min_likelihood", "min_contrast", "min_prompt_area")
 SIGNAL_OF = {"min_area_ratio": "area_ratio", "min_appearance": "appearance",
              "min_appearance_core": "appearance_core", "min_likelihood": "likelihood", "min_contrast": "contrast",
              "min_prompt_area": "prompt_area"}
 OFF = {"min_iou": 0.0, "iou_drop": 1.0, "min_area_ratio": 0.0, "min_appearance": 0.0, "min_appearance_core": 0.0,
        "min_likelihood": -np.inf, "min_contrast": 0.0, "min_prompt_area": 0.0}  # each criterion's "off" value
-MIN_OVERLAP = 0.5  # CarryConfig.min_overlap (not fitted)
+MIN_OVERLAP = 0.5  # CarryConfig.min_overlap's default, where a rule does not give one
 MIN_AREA_PX = 4  # CarryConfig.min_area_px (not fitted)
 
 
@@ -49,13 +49,16 @@ def _present(row: dict, slices: list[int], rules: list[dict]) -> np.ndarray:
 
     pred = np.array([row["slices"][s]["pred"] for s in slices])
     area = signal("area_px", 0.0)
-    base = (pred > 0) & (signal("overlap", 1.0) > MIN_OVERLAP) & (area - MIN_AREA_PX > 0)
+    base = (pred > 0) & (area - MIN_AREA_PX > 0)
     keep = np.repeat(base[None, :], len(rules), axis=0)
     iou, expected = signal("iou", 1.0), signal("expected_iou", np.nan)
     pairs = np.array([(r.get("min_iou", OFF["min_iou"]), r.get("iou_drop", OFF["iou_drop"])) for r in rules])
     distinct, which = np.unique(pairs, axis=0, return_inverse=True)
     floors = [np.where(np.isnan(expected), lo, np.maximum(lo, expected - drop)) for lo, drop in distinct]
     keep &= np.stack([iou > floor for floor in floors])[which.reshape(-1)]
+    overlap = signal("overlap", 1.0)
+    distinct, which = np.unique([r.get("min_overlap", MIN_OVERLAP) for r in rules], return_inverse=True)
+    keep &= np.stack([overlap > t for t in distinct])[which.reshape(-1)]
     for criterion, name in SIGNAL_OF.items():
         thresholds = np.array([r.get(criterion, OFF[criterion]) for r in rules], dtype=np.float64)
         distinct, which = np.unique(thresholds, return_inverse=True)

@@ -19,10 +19,10 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 # row -> (minimum 3D Dice, maximum error at either end of the slice range)
 TARGETS = {
-    "totalseg_ct_sm/spleen": (0.90, 2),  # measured 0.960, ends +1/+0
-    "totalseg_mr_sm/liver": (0.80, 2),  # measured 0.869, ends +0/+0
-    "ctlesion_000001_02_01/lesion": (0.80, 2),  # measured 0.883, ends +1/-1
-    "sts002_mr/sarcoma_gtv": (0.68, 5),  # measured 0.734, ends +3/-5; the old rule ran through every slice (0.42)
+    "totalseg_ct_sm/spleen": (0.90, 2),  # measured 0.958, ends +1/+0 (ONNX Runtime fp32)
+    "totalseg_mr_sm/liver": (0.82, 2),  # measured 0.890, ends +0/+0
+    "ctlesion_000001_02_01/lesion": (0.80, 2),  # measured 0.880, ends +1/-1
+    "sts002_mr/sarcoma_gtv": (0.74, 4),  # measured 0.811, ends +2/-3; the old rule ran through every slice (0.42)
 }
 
 
