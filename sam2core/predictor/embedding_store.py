@@ -16,6 +16,7 @@ least recently used first. Safe to share between threads (one lock).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -24,6 +25,7 @@ import os
 import shutil
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -71,14 +73,29 @@ def _digest(*parts: Union[bytes, str]) -> str:
     return h.hexdigest()
 
 
+_WEIGHTS_HASHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (tensor versions, hash)
+
+
 def weights_hash(model: Any) -> str:
-    """A hash of the model's parameters and buffers (or of its plain attributes when it has none)."""
+    """A hash of the model's parameters and buffers (or of its plain attributes when it has none).
+
+    Remembered per model while no tensor is replaced or changed in place (their storage and
+    version counters are the key), so a new session does not hash 40 MB of weights again.
+    """
     state_dict = getattr(model, "state_dict", None)
     if callable(state_dict):
+        tensors = sorted(state_dict().items())
+        versions = tuple((name, t.data_ptr(), t._version) for name, t in tensors)
+        with contextlib.suppress(TypeError):  # a model that cannot be weakly referenced is hashed every time
+            known = _WEIGHTS_HASHES.get(model)
+            if known is not None and known[0] == versions:
+                return known[1]
         h = hashlib.blake2b(digest_size=16)
-        for name, tensor in sorted(state_dict().items()):
+        for name, tensor in tensors:
             h.update(name.encode())
             h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        with contextlib.suppress(TypeError):
+            _WEIGHTS_HASHES[model] = (versions, h.hexdigest())
         return h.hexdigest()
     plain = {k: v for k, v in sorted(vars(model).items()) if isinstance(v, (int, float, str, bool))}
     return _digest(json.dumps(plain, sort_keys=True))
@@ -199,6 +216,8 @@ class EmbeddingStore:
     """Content-addressed embeddings on disk (see the module notes). `get`/`put` by frame key."""
 
     def __init__(self, root: Union[str, Path, None] = None, max_bytes: Optional[int] = None) -> None:
+        import zarr  # noqa: F401  (imported when the store opens, ~0.25 s, not on the first prompt's encode)
+
         self.root = Path(root) if root is not None else default_root()
         self.max_bytes = int(max_bytes) if max_bytes is not None else default_max_bytes()
         try:

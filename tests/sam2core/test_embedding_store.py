@@ -113,3 +113,19 @@ def test_non_sam2core_dataclass_is_refused():
 
     with pytest.raises(TypeError, match="not a sam2core class"):
         split_embedding(Foreign(torch.zeros(2)))
+
+
+def test_weights_hash_is_remembered_until_a_weight_changes_in_place():
+    import torch
+
+    from sam2core.predictor.embedding_store import weights_hash
+
+    model = torch.nn.Linear(4, 3)
+    first = weights_hash(model)
+    assert weights_hash(model) == first
+    with torch.no_grad():
+        model.weight[0, 0] += 1.0  # in place: the version counter moves
+    changed = weights_hash(model)
+    assert changed != first
+    model.weight = torch.nn.Parameter(torch.zeros(3, 4))  # replaced: another tensor
+    assert weights_hash(model) not in (first, changed)
