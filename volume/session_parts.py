@@ -95,8 +95,6 @@ def crop_result(logits: np.ndarray) -> Optional[SliceResult]:
     return SliceResult(int(r0), int(c0), logits[r0:r1, c0:c1].astype(np.float16))
 
 
-
-
 def as_numpy(values: Any) -> np.ndarray:
     """A model output (torch tensor or array) as a float32 numpy array."""
     if hasattr(values, "detach"):
