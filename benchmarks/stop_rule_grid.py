@@ -23,6 +23,8 @@ SIGNAL_OF = {"min_area_ratio": "area_ratio", "min_appearance": "appearance",
              "min_prompt_area": "prompt_area"}
 OFF = {"min_iou": 0.0, "iou_drop": 1.0, "min_area_ratio": 0.0, "min_appearance": 0.0, "min_appearance_core": 0.0,
        "min_likelihood": -np.inf, "min_contrast": 0.0, "min_prompt_area": 0.0}  # each criterion's "off" value
+# a signal missing from a recording counts as `presence_score` counts it (appearance, area_ratio: always there)
+MISSING = {"appearance_core": 1.0, "likelihood": 0.0, "contrast": 1.0, "prompt_area": 1.0}
 MIN_OVERLAP = 0.5  # CarryConfig.min_overlap's default, where a rule does not give one
 MIN_AREA_PX = 4  # CarryConfig.min_area_px (not fitted)
 
@@ -62,9 +64,10 @@ def _present(row: dict, slices: list[int], rules: list[dict]) -> np.ndarray:
     for criterion, name in SIGNAL_OF.items():
         thresholds = np.array([r.get(criterion, OFF[criterion]) for r in rules], dtype=np.float64)
         distinct, which = np.unique(thresholds, return_inverse=True)
-        values = signal(name, np.inf)
-        # `presence_score` compares every criterion but skips min_prompt_area when it is off (<= 0)
-        skip = [not np.isfinite(t) or (criterion == "min_prompt_area" and t <= 0) for t in distinct]
+        values = signal(name, MISSING.get(name, np.inf))
+        # `presence_score` compares every criterion (a -inf threshold always holds) but skips
+        # min_prompt_area when it is off (<= 0)
+        skip = [t == -np.inf or (criterion == "min_prompt_area" and t <= 0) for t in distinct]
         keep &= np.stack([np.ones_like(base) if off else values > t for t, off in zip(distinct, skip)])[which.reshape(-1)]
     return keep
 

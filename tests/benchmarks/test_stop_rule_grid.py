@@ -53,3 +53,16 @@ def test_a_stricter_rule_never_keeps_more_slices():
     _, first, last, _ = stop_rule_grid.evaluate(row, [loose, strict])
     assert first[1] >= first[0] and last[1] <= last[0]
     assert (first[1], last[1]) != (first[0], last[0])
+
+
+def test_signals_missing_from_a_recording_count_as_the_live_rule_counts_them():
+    row = _recorded_row(2)
+    for s, values in row["slices"].items():
+        for name in ("appearance_core", "likelihood", "contrast", "prompt_area")[s % 4:]:
+            values["signals"].pop(name)
+    grid = {"min_appearance_core": [0.0, 1.5], "min_likelihood": [-np.inf, -1.0, 0.5], "min_contrast": [0.0, 1.5],
+            "min_prompt_area": [0.0, 0.2, 1.5], "absent_slices": [1, 3]}
+    rules = stop_rule_grid.rules_of(grid)
+    _, first, last, _ = stop_rule_grid.evaluate(row, rules)
+    for i, rule in enumerate(rules):
+        assert (int(first[i]), int(last[i])) == fit_stop_rule.cut_extent(row, rule), rule
