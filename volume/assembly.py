@@ -57,7 +57,10 @@ def clean_labels(labels: np.ndarray, seeds: Mapping[int, np.ndarray], axis: int 
     if box is None:
         return out
     if any(b.stop - b.start < n for b, n in zip(box, labels.shape)):
-        cropped = {obj: seed[box] if seed.shape == labels.shape else seed for obj, seed in seeds.items()}
+        wrong = {obj: seed.shape for obj, seed in seeds.items() if seed.shape != labels.shape}
+        if wrong:
+            raise ValueError(f"seed volumes must have the labels' shape {labels.shape}; got {wrong}")
+        cropped = {obj: seed[box] for obj, seed in seeds.items()}
         out[box] = clean_labels(labels[box], cropped, axis, keep_connected_to_prompt, fill_holes)
         return out
     for obj_id in np.unique(labels):

@@ -350,4 +350,6 @@ def presence_score(signals: dict, config: CarryConfig) -> float:
     ]
     if config.min_prompt_area > 0:
         margins.append((signals.get("prompt_area", 1.0) - config.min_prompt_area) * 100.0)
+    if any(m != m for m in margins):  # a NaN signal is not evidence of presence (as in the fit's grid)
+        return -1.0
     return float(min(margins))

@@ -74,19 +74,23 @@ def _digest(*parts: Union[bytes, str]) -> str:
 
 
 _WEIGHTS_HASHES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (tensor versions, hash)
+_WEIGHTS_HASHES_LOCK = threading.Lock()
 
 
 def weights_hash(model: Any) -> str:
     """A hash of the model's parameters and buffers (or of its plain attributes when it has none).
 
-    Remembered per model while no tensor is replaced or changed in place (their storage and
-    version counters are the key), so a new session does not hash 40 MB of weights again.
+    Remembered per model while no tensor is replaced or changed in place (name, storage, dtype,
+    shape, device and autograd version counter of every tensor are the key), so a new session
+    does not hash 40 MB of weights again. Writes through `tensor.data` bypass the version
+    counter: after such a write, call `forget_weights_hash(model)`.
     """
     state_dict = getattr(model, "state_dict", None)
     if callable(state_dict):
         tensors = sorted(state_dict().items())
-        versions = tuple((name, t.data_ptr(), t._version) for name, t in tensors)
-        with contextlib.suppress(TypeError):  # a model that cannot be weakly referenced is hashed every time
+        versions = tuple((name, t.data_ptr(), str(t.dtype), tuple(t.shape), str(t.device), t._version)
+                         for name, t in tensors)
+        with _WEIGHTS_HASHES_LOCK, contextlib.suppress(TypeError):  # not weakly referenceable: hashed every time
             known = _WEIGHTS_HASHES.get(model)
             if known is not None and known[0] == versions:
                 return known[1]
@@ -94,11 +98,17 @@ def weights_hash(model: Any) -> str:
         for name, tensor in tensors:
             h.update(name.encode())
             h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-        with contextlib.suppress(TypeError):
+        with _WEIGHTS_HASHES_LOCK, contextlib.suppress(TypeError):
             _WEIGHTS_HASHES[model] = (versions, h.hexdigest())
         return h.hexdigest()
     plain = {k: v for k, v in sorted(vars(model).items()) if isinstance(v, (int, float, str, bool))}
     return _digest(json.dumps(plain, sort_keys=True))
+
+
+def forget_weights_hash(model: Any) -> None:
+    """Drop the remembered weights hash of `model` (after writing its weights through `.data`)."""
+    with _WEIGHTS_HASHES_LOCK, contextlib.suppress(TypeError):
+        _WEIGHTS_HASHES.pop(model, None)
 
 
 def model_signature(model: Any) -> str:

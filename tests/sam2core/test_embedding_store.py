@@ -129,3 +129,15 @@ def test_weights_hash_is_remembered_until_a_weight_changes_in_place():
     assert changed != first
     model.weight = torch.nn.Parameter(torch.zeros(3, 4))  # replaced: another tensor
     assert weights_hash(model) not in (first, changed)
+
+
+def test_forgotten_weights_hash_sees_a_write_through_data():
+    import torch
+
+    from sam2core.predictor.embedding_store import forget_weights_hash, weights_hash
+
+    model = torch.nn.Linear(4, 3)
+    first = weights_hash(model)
+    model.weight.data[0, 0] += 1.0  # bypasses the version counter
+    forget_weights_hash(model)
+    assert weights_hash(model) != first
