@@ -49,6 +49,10 @@ VARIANTS = {
     "wide_gate_all_agree_half": {"margin_ratios": WIDE, "appearance_gate": 0.15, "gate_all": True,
                                  "agreement_weight": 0.5},  # the default CarryConfig()
     "narrow_gate_all": {"margin_ratios": (0.0, 0.1), "appearance_gate": 0.15, "gate_all": True},
+    "two_boxes_012": {"margin_ratios": (0.0, 0.12), "appearance_gate": 0.15, "gate_all": True,
+                      "agreement_weight": 0.5},  # two decoded candidates a slice instead of three
+    "two_boxes_025": {"margin_ratios": (0.0, 0.25), "appearance_gate": 0.15, "gate_all": True,
+                      "agreement_weight": 0.5},
     "wide_gate_all_judge_raw": {"margin_ratios": WIDE, "appearance_gate": 0.15, "gate_all": True,
                                 "signals_before_gate": True},
     "wide_gate_judge_raw": {"margin_ratios": WIDE, "appearance_gate": 0.15, "signals_before_gate": True},
