@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
                    help="what runs LiteMedSAM on the workers' CPUs (default auto: fastest installed, measured)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
-                   help="LiteMedSAM encoder precision (default auto: bf16 only where native; int8 opt-in)")
+                   help="LiteMedSAM encoder precision (default auto: fp32; bf16 and int8 opt-in)")
     p.add_argument("--retries", type=int, default=2, help="Dask retries of a task that raised (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(

@@ -32,8 +32,8 @@ def add_parser(subparsers) -> None:
                         help="what runs LiteMedSAM on the CPU (default auto: the fastest installed engine, "
                              "measured once per machine; torch on GPUs)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
-                        help="LiteMedSAM encoder precision (default auto: bf16 only where the CPU computes "
-                             "it natively, else fp32; int8 is opt-in, onnxruntime)")
+                        help="LiteMedSAM encoder precision (default auto: fp32; bf16 (fast where the CPU "
+                             "computes it natively) and int8 (onnxruntime) are opt-in: they change propagated masks)")
     parser.add_argument("--box", action="append", default=[], metavar="z,y0,x0,y1,x1[,id]",
                         help="box on slice z (inclusive voxel indices); each --box is a new object "
                              "(ids 1, 2, ... unless given as a 6th number)")

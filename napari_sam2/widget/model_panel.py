@@ -92,8 +92,8 @@ class ModelPanel(QWidget):
         self.engine_combo.setToolTip("what runs LiteMedSAM on the CPU; auto: the fastest installed engine, "
                                      "measured once per machine (torch on GPUs and for SAM 2)")
         self.load_button = QPushButton("Load model")
-        self.precision_combo.setToolTip("auto: bf16 only where the device computes it natively (LiteMedSAM), "
-                                        "else fp32; bf16/fp16: faster on GPUs and CPUs with bf16 units, "
+        self.precision_combo.setToolTip("auto: fp32 for LiteMedSAM (bf16 changes propagated masks), bf16 where "
+                                        "the device computes it natively for SAM 2; bf16/fp16: faster on GPUs and CPUs with bf16 units, "
                                         "on other CPUs much slower than fp32")
         self.device_combo.setToolTip("auto: cuda, then mps, then cpu")
         self.download_button.setToolTip("fetch the checkpoint into the model cache (verified; resumable)")

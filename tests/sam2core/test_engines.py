@@ -248,17 +248,15 @@ def test_auto_picks_the_fastest_measured_and_caches_the_choice(monkeypatch, torc
         torch_model.set_backend(None)
 
 
-def test_auto_precision_allows_bf16_only_where_native(monkeypatch):
+def test_auto_precision_is_fp32_even_where_bf16_is_native(monkeypatch):
     from sam2core.lite_medsam.engines import select
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(select, "native_bf16", lambda device=None: False)
-    assert select.allowed_precisions("auto", cpu) == ["fp32"]
-    assert all(p == "fp32" for _, p in select.candidates("auto", "auto", cpu))
-    monkeypatch.setattr(select, "native_bf16", lambda device=None: True)
-    assert select.allowed_precisions("auto", cpu) == ["fp32", "bf16"]
-    assert ("torch", "bf16") in select.candidates("auto", "auto", cpu)
-    assert not any(p == "int8" for _, p in select.candidates("auto", "auto", cpu)), "int8 is opt-in"
+    for native in (False, True):
+        monkeypatch.setattr(select, "native_bf16", lambda device=None: native)
+        assert select.allowed_precisions("auto", cpu) == ["fp32"]
+        assert all(p == "fp32" for _, p in select.candidates("auto", "auto", cpu)), "bf16 and int8 are opt-in"
+    assert ("torch", "bf16") in select.candidates("auto", "bf16", cpu)
 
 
 def test_gpu_devices_keep_torch():
