@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_sam2 import peak_rss_mib  # noqa: E402  (VmHWM: the peak of this process image)
 
 LIVER = 5
 
@@ -40,18 +42,6 @@ def _timed(fn):
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
-
-
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process image (VmHWM; Linux's ru_maxrss survives exec, so a child
-    started by a big parent would report the parent's peak)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _liver_prompt():
@@ -116,7 +106,7 @@ def real_rows(engine: str) -> Iterator[tuple]:
         info = EmbeddingStore(Path(tmp) / "fresh").info()
         yield ("store size per slice", info.bytes / max(info.slices, 1) / 1e6,
                f"MB ({info.slices} slices, {info.bytes / 1e6:.1f} MB)")
-    yield ("peak RSS (this process)", _peak_rss_mb(), "MB")
+    yield ("peak RSS (this process)", peak_rss_mib(), "MB")
 
 
 class _SizedEncoder:
@@ -162,7 +152,7 @@ def rss_child(num_slices: int) -> dict:
     array = np.zeros((num_slices, 256, 256), dtype=np.int16)  # slice by slice: no full-size temporaries
     for z in range(num_slices):
         array[z][in_plane + ((z - c) / radius_z) ** 2 <= 1] = 1000
-    before = _peak_rss_mb()
+    before = peak_rss_mib()
     with tempfile.TemporaryDirectory() as tmp:
         model = _SizedEncoder()
         session = Session(array, model, window="0,1000", embedding_store=Path(tmp) / "store",
@@ -170,7 +160,7 @@ def rss_child(num_slices: int) -> dict:
         session.precompute()
         session.add_box(1, int(c), (70, 60, 186, 196))
         session.propagate()
-    return {"slices": num_slices, "peak_rss_mb": _peak_rss_mb(), "rss_before_mb": before}
+    return {"slices": num_slices, "peak_rss_mb": peak_rss_mib(), "rss_before_mb": before}
 
 
 def main() -> int:
