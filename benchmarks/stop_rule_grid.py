@@ -44,6 +44,12 @@ def _direction(row: dict, step: int) -> list[int]:
     return out
 
 
+def _per_rule(keys: list, kept_by) -> np.ndarray:
+    """`(rules, slices)` bool: `kept_by(key)` worked out once per distinct key, spread to every rule holding it."""
+    distinct, which = np.unique(np.asarray(keys, dtype=np.float64), axis=0, return_inverse=True)
+    return np.stack([kept_by(key) for key in distinct])[which.reshape(-1)]
+
+
 def _present(row: dict, slices: list[int], rules: list[dict]) -> np.ndarray:
     """`(rules, len(slices))` bool: each slice kept by each rule (one comparison per distinct threshold)."""
     def signal(name: str, default: float) -> np.ndarray:
@@ -54,21 +60,17 @@ def _present(row: dict, slices: list[int], rules: list[dict]) -> np.ndarray:
     base = (pred > 0) & (area - MIN_AREA_PX > 0)
     keep = np.repeat(base[None, :], len(rules), axis=0)
     iou, expected = signal("iou", 1.0), signal("expected_iou", np.nan)
-    pairs = np.array([(r.get("min_iou", OFF["min_iou"]), r.get("iou_drop", OFF["iou_drop"])) for r in rules])
-    distinct, which = np.unique(pairs, axis=0, return_inverse=True)
-    floors = [np.where(np.isnan(expected), lo, np.maximum(lo, expected - drop)) for lo, drop in distinct]
-    keep &= np.stack([iou > floor for floor in floors])[which.reshape(-1)]
+    pairs = [(r.get("min_iou", OFF["min_iou"]), r.get("iou_drop", OFF["iou_drop"])) for r in rules]
+    keep &= _per_rule(pairs, lambda k: iou > np.where(np.isnan(expected), k[0], np.maximum(k[0], expected - k[1])))
     overlap = signal("overlap", 1.0)
-    distinct, which = np.unique([r.get("min_overlap", MIN_OVERLAP) for r in rules], return_inverse=True)
-    keep &= np.stack([overlap > t for t in distinct])[which.reshape(-1)]
+    keep &= _per_rule([r.get("min_overlap", MIN_OVERLAP) for r in rules], lambda t: overlap > t)
     for criterion, name in SIGNAL_OF.items():
-        thresholds = np.array([r.get(criterion, OFF[criterion]) for r in rules], dtype=np.float64)
-        distinct, which = np.unique(thresholds, return_inverse=True)
         values = signal(name, MISSING.get(name, np.inf))
         # `presence_score` compares every criterion (a -inf threshold always holds) but skips
         # min_prompt_area when it is off (<= 0)
-        skip = [t == -np.inf or (criterion == "min_prompt_area" and t <= 0) for t in distinct]
-        keep &= np.stack([np.ones_like(base) if off else values > t for t, off in zip(distinct, skip)])[which.reshape(-1)]
+        off = (lambda t: t == -np.inf or t <= 0) if criterion == "min_prompt_area" else (lambda t: t == -np.inf)
+        keep &= _per_rule([r.get(criterion, OFF[criterion]) for r in rules],
+                          lambda t: np.ones_like(base) if off(t) else values > t)
     return keep
 
 
