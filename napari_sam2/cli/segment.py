@@ -29,8 +29,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--model", default="lite_medsam", help="model name (default lite_medsam)")
     parser.add_argument("--checkpoint", default=None, help="weights file instead of the model store's")
     parser.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime", "openvino"],
-                        help="what runs LiteMedSAM on the CPU (default auto: the fastest installed engine, "
-                             "measured once per machine; torch on GPUs)")
+                        help="what runs LiteMedSAM on the CPU (default auto: the fastest installed engine for "
+                             "the encoder and for the decoder, measured once per machine; torch on GPUs)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
                         help="LiteMedSAM encoder precision (default auto: fp32; bf16 (fast where the CPU "
                              "computes it natively) and int8 (onnxruntime) are opt-in: they change propagated masks)")

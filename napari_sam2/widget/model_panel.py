@@ -243,7 +243,11 @@ class ModelPanel(QWidget):
             self.model, self.loaded_choice = model, choice
             if not qt_alive(self.status_label):  # the dock was closed while the model loaded
                 return
-            engine = f" ({model.engine}, {model.engine_precision})" if hasattr(model, "engine_precision") else ""
+            engine = ""
+            if hasattr(model, "engine_precision"):
+                decoder = getattr(model, "decoder_engine", model.engine)
+                split = f", decoder on {decoder}" if decoder != model.engine else ""
+                engine = f" ({model.engine}, {model.engine_precision}{split})"
             self.status_label.setText(f"{choice.name} loaded on {next(model.parameters()).device}{engine}")
             self.model_loaded.emit(model, choice)
             if then is not None:

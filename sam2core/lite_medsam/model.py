@@ -129,8 +129,13 @@ class LiteMedSAM(nn.Module):
 
     @property
     def engine(self) -> str:
-        """What runs the encoder and decoder: "torch", or the backend's engine name."""
+        """What runs the encoder (and so makes the embeddings): "torch", or the backend's engine name."""
         return "torch" if self.backend is None else self.backend.name
+
+    @property
+    def decoder_engine(self) -> str:
+        """What runs the mask decoder: the encoder's engine unless the backend splits them."""
+        return getattr(self.backend, "decoder_name", self.engine)
 
     @property
     def engine_precision(self) -> str:

@@ -126,13 +126,8 @@ class MaskDecoder(nn.Module):
         high_res_features: Optional[list[torch.Tensor]] = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """All `num_mask_tokens` masks and IoUs, the mask tokens and the object-score logits."""
-        token_weights = [self.iou_token.weight, self.mask_tokens.weight]
-        if self.pred_obj_scores:
-            token_weights.insert(0, self.obj_score_token.weight)
-        first_mask_token = len(token_weights) - 1  # index of the IoU token + 1
-        output_tokens = torch.cat(token_weights, dim=0)
         batch = sparse_prompt_embeddings.size(0)
-        tokens = torch.cat((output_tokens.unsqueeze(0).expand(batch, -1, -1), sparse_prompt_embeddings), dim=1)
+        tokens = torch.cat((self.output_tokens(batch), sparse_prompt_embeddings), dim=1)
 
         if repeat_image is None:
             repeat_image = image_embeddings.shape[0] != batch
@@ -148,13 +143,31 @@ class MaskDecoder(nn.Module):
         if image_pe.size(0) != 1:
             raise ValueError("image_pe must have batch size 1 (from PromptEncoder.get_dense_pe())")
         pos_src = image_pe.expand(batch, -1, -1, -1)
-        b, c, h, w = src.shape
+        hs, src_tokens = self.transformer(src, pos_src, tokens)
+        return self.predict_from_tokens(hs, src_tokens, src.shape[-2:], high_res_features)
 
-        hs, src = self.transformer(src, pos_src, tokens)
+    def output_tokens(self, batch: int) -> torch.Tensor:
+        """The learnt output tokens (object score, IoU, masks) for `batch` prompts: `(B, 1 + M [+ 1], C)`."""
+        token_weights = [self.iou_token.weight, self.mask_tokens.weight]
+        if self.pred_obj_scores:
+            token_weights.insert(0, self.obj_score_token.weight)
+        return torch.cat(token_weights, dim=0).unsqueeze(0).expand(batch, -1, -1)
+
+    def predict_from_tokens(
+        self,
+        hs: torch.Tensor,
+        src_tokens: torch.Tensor,
+        size_hw: tuple[int, int],
+        high_res_features: Optional[list[torch.Tensor]] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The heads on the transformer's output: tokens `hs` `(B, T, C)`, image tokens `(B, h*w, C)`."""
+        first_mask_token = 2 if self.pred_obj_scores else 1  # index of the IoU token + 1
         iou_token_out = hs[:, first_mask_token - 1]
         mask_tokens_out = hs[:, first_mask_token : first_mask_token + self.num_mask_tokens]
 
-        src = src.transpose(1, 2).reshape(b, c, h, w)
+        b, _, c = src_tokens.shape
+        h, w = size_hw
+        src = src_tokens.transpose(1, 2).reshape(b, c, h, w)
         if self.use_high_res_features:
             if high_res_features is None:
                 raise ValueError("this decoder uses high-resolution features; pass high_res_features=[s0, s1]")

@@ -207,7 +207,7 @@ def test_auto_falls_back_to_torch_without_engines(monkeypatch, torch_model, tmp_
     assert installed_engines() == ["torch"]
     try:
         info = configure_engine(torch_model, "auto", "fp32", cache_root=tmp_path)
-        assert info == {"engine": "torch", "precision": "fp32"} and torch_model.engine == "torch"
+        assert info == {"engine": "torch", "precision": "fp32", "decoder_engine": "torch"} and torch_model.engine == "torch"
         with pytest.raises(EngineError, match="not installed"):
             configure_engine(torch_model, "onnxruntime", "fp32", cache_root=tmp_path)
         with pytest.raises(EngineError, match="int8"):
@@ -218,34 +218,71 @@ def test_auto_falls_back_to_torch_without_engines(monkeypatch, torch_model, tmp_
     assert not any(tmp_path.iterdir()), "torch alone needs no export"
 
 
-def test_auto_picks_the_fastest_measured_and_caches_the_choice(monkeypatch, torch_model, tmp_path):
-    from sam2core.lite_medsam.engines import select
-
-    monkeypatch.setattr(select, "installed_engines", lambda: ["torch", "fake"])
-    monkeypatch.setitem(select.ENGINE_PRECISIONS, "fake", ("fp32",))
+def _fake_engines(monkeypatch, select, names=("fake",)):
+    """Pretend `names` are installed engines whose backends do nothing (the timings are faked)."""
+    monkeypatch.setattr(select, "installed_engines", lambda: ["torch", *names])
+    for name in names:
+        monkeypatch.setitem(select.ENGINE_PRECISIONS, name, ("fp32",))
     monkeypatch.setattr(select, "engine_version", lambda engine: "1.0")
     monkeypatch.setattr(select, "native_bf16", lambda device=None: False)
 
-    class FakeBackend:
-        name, precision = "fake", "fp32"
+    def fake_backend(engine, cache, precision, parts=("encoder", "decoder")):
+        return type("FakeBackend", (), {"name": engine, "precision": precision, "parts": parts})()
 
-    monkeypatch.setattr(select, "make_backend", lambda engine, cache, precision: FakeBackend())
+    monkeypatch.setattr(select, "make_backend", fake_backend)
+
+
+def test_auto_picks_the_fastest_measured_and_caches_the_choice(monkeypatch, torch_model, tmp_path):
+    from sam2core.lite_medsam.engines import select
+
+    _fake_engines(monkeypatch, select)
     measured = []
 
-    def fake_seconds(model, repeats=2, warmup=True):
+    def fake_seconds(model, warmup=True):
         measured.append(model.engine)
-        return 0.1 if model.engine == "fake" else 0.5
+        return (0.1, 0.05) if model.engine == "fake" else (0.5, 0.2)
 
-    monkeypatch.setattr(select, "seconds_per_slice", fake_seconds)
+    monkeypatch.setattr(select, "seconds_per_part", fake_seconds)
     try:
         first = select.configure_engine(torch_model, "auto", "auto", cache_root=tmp_path)
         assert (first["engine"], first["precision"], first["cached"]) == ("fake", "fp32", False)
+        assert first["decoder_engine"] == "fake"
         assert sorted(measured) == sorted(["fake", "torch"] * select.MEASURE_ROUNDS)
         second = select.configure_engine(torch_model, "auto", "auto", cache_root=tmp_path)
         assert (second["engine"], second["cached"]) == ("fake", True) and len(measured) == 2 * select.MEASURE_ROUNDS
-        assert torch_model.engine == "fake"
+        assert torch_model.engine == "fake" and torch_model.decoder_engine == "fake"
     finally:
         torch_model.set_backend(None)
+
+
+def test_auto_pairs_the_fastest_encoder_with_the_fastest_decoder(monkeypatch, torch_model, tmp_path):
+    """Encoder and decoder are timed apart: each runs on the engine fastest for it, also from the cached choice."""
+    from sam2core.lite_medsam.engines import select
+    from sam2core.lite_medsam.engines.runtimes import SplitBackend
+
+    _fake_engines(monkeypatch, select, names=("enc_fast", "dec_fast"))
+    timings = {"torch": (0.9, 0.30), "enc_fast": (0.3, 0.20), "dec_fast": (0.5, 0.05)}
+    monkeypatch.setattr(select, "seconds_per_part", lambda model, warmup=True: timings[model.engine])
+    try:
+        for cached in (False, True):
+            info = select.configure_engine(torch_model, "auto", "auto", cache_root=tmp_path)
+            assert (info["engine"], info["decoder_engine"], info["cached"]) == ("enc_fast", "dec_fast", cached)
+            assert isinstance(torch_model.backend, SplitBackend)
+            assert (torch_model.engine, torch_model.decoder_engine) == ("enc_fast", "dec_fast")
+            assert torch_model.engine_precision == "fp32"
+        assert torch_model.backend.encoder_backend.parts == ("encoder",), "the cached split loads one part of each"
+        assert torch_model.backend.decoder_backend.parts == ("decoder",)
+    finally:
+        torch_model.set_backend(None)
+
+
+def test_a_torch_encoder_keeps_the_torch_decoder():
+    from sam2core.lite_medsam.engines import select
+
+    assert select._choose({"torch:fp32": 100.0, "onnxruntime:fp32": 200.0},
+                          {"torch": 90.0, "onnxruntime": 50.0}) == (("torch", "fp32"), "torch")
+    assert select._choose({"torch:fp32": 300.0, "openvino:fp32": 200.0, "onnxruntime:fp32": 250.0},
+                          {"torch": 40.0, "openvino": 90.0, "onnxruntime": 50.0}) == (("openvino", "fp32"), "onnxruntime")
 
 
 def test_auto_precision_is_fp32_even_where_bf16_is_native(monkeypatch):
@@ -305,17 +342,18 @@ def test_auto_measures_candidates_in_interleaved_rounds(monkeypatch, torch_model
         name, precision = "fake", "fp32"
 
     order: list[str] = []
-    spell = iter([9.0, 9.0, 0.5, 0.1, 0.5, 0.1])  # round 1 disturbed for both; fake is faster after
+    spell = iter([(9.0, 1.0), (9.0, 1.0), (0.5, 0.2), (0.1, 0.3), (0.5, 0.2), (0.1, 0.3)])  # round 1 disturbed
 
-    def fake_seconds(model, repeats=2, warmup=True):
+    def fake_seconds(model, warmup=True):
         order.append(model.engine)
         return next(spell)
 
     monkeypatch.setattr(select, "MEASURE_ROUNDS", 3)
-    monkeypatch.setattr(select, "seconds_per_slice", fake_seconds)
+    monkeypatch.setattr(select, "seconds_per_part", fake_seconds)
     try:
-        timings = select._measure(torch_model, {("torch", "fp32"): None, ("fake", "fp32"): FakeBackend()})
+        encode_ms, decode_ms = select._measure(torch_model, {("torch", "fp32"): None, ("fake", "fp32"): FakeBackend()})
     finally:
         torch_model.set_backend(None)
     assert order == ["torch", "fake"] * 3
-    assert timings == {"torch:fp32": 500.0, "fake:fp32": 100.0}
+    assert encode_ms == {"torch:fp32": 500.0, "fake:fp32": 100.0}
+    assert decode_ms == {"torch": 200.0, "fake": 300.0}

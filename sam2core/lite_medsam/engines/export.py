@@ -7,7 +7,7 @@ creation). A file that is missing, or whose sha256 differs from the one recorded
 building happens under a file lock so that two processes never write the same file.
 
 The graphs are exported from our own modules (`LiteMedSAM.image_encoder`,
-`LiteMedSAM.mask_decoder`). The decoder graph takes prompt embeddings, not prompts: the
+`LiteMedSAM.mask_decoder`, the latter with its attention factored: `factored_decoder`). The decoder graph takes prompt embeddings, not prompts: the
 prompt encoder (cheap) stays in PyTorch, so every prompt kind (points, box, mask) works,
 with any number of prompts `B` and prompt tokens `N` (dynamic axes).
 """
@@ -25,7 +25,9 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-EXPORT_VERSION = 1  # bump when the exported graphs change
+from sam2core.lite_medsam.engines.factored_decoder import FactoredDecoderGraph
+
+EXPORT_VERSION = 2  # bump when the exported graphs change (2: the factored decoder graph)
 ONNX_OPSET = 17
 ENCODER_FP32 = "encoder.fp32.onnx"
 DECODER_FP32 = "decoder.fp32.onnx"
@@ -42,23 +44,6 @@ class EncoderGraph(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.image_encoder(image)
-
-
-class DecoderGraph(nn.Module):
-    """Embedding `(1, C, h, w)`, sparse `(B, N, C)`, dense `(B|1, C, h, w)` → masks `(B, 4, 4h, 4w)`, IoU `(B, 4)`.
-
-    All mask tokens are returned (single-mask output first); the caller picks the ones asked for.
-    """
-
-    def __init__(self, mask_decoder: nn.Module, image_pe: torch.Tensor) -> None:
-        super().__init__()
-        self.mask_decoder = mask_decoder
-        self.register_buffer("image_pe", image_pe.detach().clone())
-
-    def forward(self, features: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor):
-        image = features.expand(sparse.shape[0], -1, -1, -1)
-        masks, iou, _, _ = self.mask_decoder.predict_masks(image, self.image_pe, sparse, dense, repeat_image=False)
-        return masks, iou
 
 
 def weights_key(model: nn.Module) -> str:
@@ -104,7 +89,8 @@ def export_encoder(model: nn.Module, path: Path) -> None:
 
 
 def export_decoder(model: nn.Module, path: Path) -> None:
-    """Export `model.mask_decoder` with the fixed image positional encoding; B and N dynamic."""
+    """Export `model.mask_decoder` (as `FactoredDecoderGraph`: the same function, about half the
+    multiply-adds) with the fixed image positional encoding; B and N dynamic."""
     decoder = copy.deepcopy(model.mask_decoder).to("cpu", torch.float32).eval()
     with torch.no_grad():
         image_pe = model.prompt_encoder.get_dense_pe().to("cpu", torch.float32)
@@ -113,7 +99,7 @@ def export_decoder(model: nn.Module, path: Path) -> None:
     features = torch.randn(1, channels, h, w)
     sparse = torch.randn(2, 3, channels)
     dense = torch.randn(1, channels, h, w)
-    _export(DecoderGraph(decoder, image_pe), (features, sparse, dense), path,
+    _export(FactoredDecoderGraph(decoder, image_pe), (features, sparse, dense), path,
             ["features", "sparse", "dense"], ["masks", "iou"],
             dynamic_axes={"sparse": {0: "prompts", 1: "tokens"}, "dense": {0: "dense_batch"},
                           "masks": {0: "prompts"}, "iou": {0: "prompts"}})

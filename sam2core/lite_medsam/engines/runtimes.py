@@ -23,6 +23,7 @@ ENGINE_PRECISIONS = {
     "onnxruntime": ("fp32", "int8"),
     "openvino": ("fp32", "bf16"),
 }
+PARTS = ("encoder", "decoder")
 INSTALL_HINT = "pip install 'napari-sam2[fast]' (or: pip install onnxruntime openvino onnx)"
 
 
@@ -57,7 +58,8 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, cache: ExportCache, precision: str = "fp32", num_threads: Optional[int] = None) -> None:
+    def __init__(self, cache: ExportCache, precision: str = "fp32", num_threads: Optional[int] = None,
+                 parts: tuple[str, ...] = PARTS) -> None:
         import onnxruntime as ort
 
         if precision not in ENGINE_PRECISIONS[self.name]:
@@ -70,8 +72,8 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3
         self._options = options
         encoder_file = ENCODER_INT8 if precision == "int8" else ENCODER_FP32
-        self.encoder = _load_or_rebuild(cache, encoder_file, self._session)
-        self.decoder = _load_or_rebuild(cache, DECODER_FP32, self._session)
+        self.encoder = _load_or_rebuild(cache, encoder_file, self._session) if "encoder" in parts else None
+        self.decoder = _load_or_rebuild(cache, DECODER_FP32, self._session) if "decoder" in parts else None
 
     def _session(self, path: Path):
         import onnxruntime as ort
@@ -93,7 +95,8 @@ class OpenVinoBackend:
 
     name = "openvino"
 
-    def __init__(self, cache: ExportCache, precision: str = "fp32", num_threads: Optional[int] = None) -> None:
+    def __init__(self, cache: ExportCache, precision: str = "fp32", num_threads: Optional[int] = None,
+                 parts: tuple[str, ...] = PARTS) -> None:
         import openvino as ov
 
         if precision not in ENGINE_PRECISIONS[self.name]:
@@ -111,11 +114,14 @@ class OpenVinoBackend:
                       "INFERENCE_PRECISION_HINT": hint, "CACHE_DIR": str(blob_dir)}
             return lambda path: self._core.compile_model(str(path), "CPU", config)
 
-        self.encoder = _load_or_rebuild(cache, ENCODER_FP32, compile_with("bf16" if precision == "bf16" else "f32"))
-        self.decoder = _load_or_rebuild(cache, DECODER_FP32, compile_with("f32"))
+        self.encoder = self.decoder = self._encoder_request = self._decoder_request = None
+        if "encoder" in parts:
+            self.encoder = _load_or_rebuild(cache, ENCODER_FP32, compile_with("bf16" if precision == "bf16" else "f32"))
+            self._encoder_request = self.encoder.create_infer_request()
+        if "decoder" in parts:
+            self.decoder = _load_or_rebuild(cache, DECODER_FP32, compile_with("f32"))
+            self._decoder_request = self.decoder.create_infer_request()
         self._lock = threading.Lock()  # infer requests are not thread-safe: one call at a time
-        self._encoder_request = self.encoder.create_infer_request()
-        self._decoder_request = self.decoder.create_infer_request()
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         with self._lock:
@@ -131,6 +137,27 @@ class OpenVinoBackend:
         return masks.to(features.device), iou.to(features.device)
 
 
+class SplitBackend:
+    """The encoder of one backend and the mask decoder of another (each part on the engine fastest for it).
+
+    `name` and `precision` are the encoder's (they decide what the embeddings are, e.g. for the
+    embedding store); `decoder_name` says what decodes.
+    """
+
+    def __init__(self, encoder_backend, decoder_backend) -> None:
+        self.encoder_backend = encoder_backend
+        self.decoder_backend = decoder_backend
+        self.name = encoder_backend.name
+        self.precision = encoder_backend.precision
+        self.decoder_name = decoder_backend.name
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder_backend.encode(images)
+
+    def decode(self, features: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor):
+        return self.decoder_backend.decode(features, sparse, dense)
+
+
 def _load_or_rebuild(cache: ExportCache, name: str, load):
     """Load an exported file with `load(path)`; if the runtime rejects it, rebuild it once and retry."""
     try:
@@ -144,10 +171,12 @@ def _load_or_rebuild(cache: ExportCache, name: str, load):
 BACKENDS = {"onnxruntime": OnnxRuntimeBackend, "openvino": OpenVinoBackend}
 
 
-def make_backend(engine: str, cache: ExportCache, precision: str, num_threads: Optional[int] = None):
-    """The backend object for `engine` at `precision` (EngineError when not installed or not supported)."""
+def make_backend(engine: str, cache: ExportCache, precision: str, num_threads: Optional[int] = None,
+                 parts: tuple[str, ...] = PARTS):
+    """The backend object for `engine` at `precision` (EngineError when not installed or not supported);
+    `parts` limits what it loads ("encoder", "decoder")."""
     if engine not in BACKENDS:
         raise EngineError(f"no exported backend for engine {engine!r}; expected one of {sorted(BACKENDS)}")
     if engine_version(engine) is None:
         raise EngineError(f"engine {engine!r} is not installed. Install it with: {INSTALL_HINT}")
-    return BACKENDS[engine](cache, precision, num_threads)
+    return BACKENDS[engine](cache, precision, num_threads, parts)

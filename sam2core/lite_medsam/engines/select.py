@@ -1,9 +1,11 @@
 """Choosing what runs LiteMedSAM: engine × encoder precision, by measurement on this machine.
 
 `engine="auto"` times every candidate (installed engine × allowed precision) on a synthetic
-slice (one encode + one decode of 3 boxes) in interleaved rounds (each round times every
-candidate once, so a busy spell on a shared machine slows them alike; best of MEASURE_ROUNDS)
-and keeps the fastest; the choice is cached per machine (CPU model and flags, threads, engine
+slice (one encode, and one decode of 3 boxes, timed apart) in interleaved rounds (each round
+times every candidate once, so a busy spell on a shared machine slows them alike; best of
+MEASURE_ROUNDS) and keeps the fastest encoder and, where the encoder runs on an exported
+engine, the fastest exported decoder, which may be another engine's (`SplitBackend`: e.g.
+OpenVINO encodes faster and ONNX Runtime decodes faster on some CPUs); the choice is cached per machine (CPU model and flags, threads, engine
 versions, measurement version) in `<cache>/engines/auto_choice.json`, so the measurement runs
 once per machine.
 `precision="auto"` allows bf16 only where the device computes it natively (CPU flags
@@ -23,14 +25,15 @@ import torch
 
 from sam2core.lite_medsam.engines.export import ExportCache, default_cache_root
 from sam2core.lite_medsam.engines.hardware import machine_key, native_bf16
-from sam2core.lite_medsam.engines.runtimes import ENGINE_PRECISIONS, INSTALL_HINT, EngineError, engine_version, make_backend
+from sam2core.lite_medsam.engines.runtimes import (ENGINE_PRECISIONS, INSTALL_HINT, EngineError, SplitBackend,
+                                                   engine_version, make_backend)
 
 ENGINES = ("auto", "torch", "onnxruntime", "openvino")
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")
 AUTO_CHOICE_FILE = "auto_choice.json"
 MEASURE_BOXES = 3  # the carrying predictor decodes 3 candidate boxes per object per slice
 MEASURE_ROUNDS = 3  # interleaved rounds over the candidates; each candidate's best round counts
-MEASURE_VERSION = 2  # part of the cache key: choices measured by an older method are measured again
+MEASURE_VERSION = 3  # part of the cache key: choices measured by an older method are measured again
 
 
 def installed_engines() -> list[str]:
@@ -91,8 +94,8 @@ def _read_choices(path: Path) -> dict:
         return {}
 
 
-def seconds_per_slice(model, repeats: int = 2, warmup: bool = True) -> float:
-    """Best time of one encode + one decode of MEASURE_BOXES boxes, on a fixed synthetic 256² slice."""
+def seconds_per_part(model, warmup: bool = True) -> tuple[float, float]:
+    """(encode, decode) seconds: one encode, and one decode of MEASURE_BOXES boxes, of a fixed synthetic 256² slice."""
     from sam2core.lite_medsam.preprocess import frame_geometry
     from sam2core.lite_medsam.model import ImageEmbedding
 
@@ -101,29 +104,27 @@ def seconds_per_slice(model, repeats: int = 2, warmup: bool = True) -> float:
     image = torch.rand(1, 3, size, size, generator=generator).to(model.device)
     boxes = torch.tensor([[60.0, 70.0, 150.0, 170.0], [55.0, 65.0, 155.0, 175.0], [50.0, 60.0, 160.0, 180.0]])
     geometry = frame_geometry((size, size), size, "stretch")
-
-    def one_slice() -> None:
-        embedding = ImageEmbedding(model.encode_input(image), geometry)
-        model.decode_batch(embedding, boxes[:MEASURE_BOXES])
-
-    if warmup:
-        one_slice()  # first call allocates, compiles kernels
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        one_slice()
-        best = min(best, time.perf_counter() - start)
-    return best
+    if warmup:  # first calls allocate, compile kernels
+        model.decode_batch(ImageEmbedding(model.encode_input(image), geometry), boxes[:MEASURE_BOXES])
+    start = time.perf_counter()
+    embedding = ImageEmbedding(model.encode_input(image), geometry)
+    encoded = time.perf_counter()
+    model.decode_batch(embedding, boxes[:MEASURE_BOXES])
+    return encoded - start, time.perf_counter() - encoded
 
 
-def _apply(model, engine: str, precision: str, cache: ExportCache) -> None:
-    """Set `model` up to run with (engine, precision)."""
+def _apply(model, engine: str, precision: str, cache: ExportCache, decoder: Optional[str] = None) -> None:
+    """Set `model` up to run with (engine, precision), its decoder on `decoder` (None: the same engine)."""
     if engine == "torch":
         model.set_backend(None)
         model.set_precision(precision)
-    else:
+        return
+    if decoder is None or decoder == engine:
         model.set_backend(make_backend(engine, cache, precision))
-        model.set_precision("fp32")  # PyTorch autocast is not used under a backend
+    else:
+        model.set_backend(SplitBackend(make_backend(engine, cache, precision, parts=("encoder",)),
+                                       make_backend(decoder, cache, "fp32", parts=("decoder",))))
+    model.set_precision("fp32")  # PyTorch autocast is not used under a backend
 
 
 def _use(model, pair: tuple[str, str], backend) -> None:
@@ -132,24 +133,39 @@ def _use(model, pair: tuple[str, str], backend) -> None:
     model.set_precision(pair[1] if pair[0] == "torch" else "fp32")
 
 
-def _measure(model, backends: dict) -> dict[str, float]:
-    """ms per slice of each (engine, precision) → backend: best of MEASURE_ROUNDS interleaved rounds."""
-    timings: dict[str, float] = {}
+def _measure(model, backends: dict) -> tuple[dict[str, float], dict[str, float]]:
+    """ms to encode per (engine, precision) and ms to decode per engine: best of MEASURE_ROUNDS interleaved rounds."""
+    encode_ms: dict[str, float] = {}
+    decode_ms: dict[str, float] = {}
     for round_index in range(MEASURE_ROUNDS):
         for pair, backend in backends.items():
             _use(model, pair, backend)
-            ms = 1e3 * seconds_per_slice(model, repeats=1, warmup=round_index == 0)
+            encode_s, decode_s = seconds_per_part(model, warmup=round_index == 0)
             key = f"{pair[0]}:{pair[1]}"
-            timings[key] = min(timings.get(key, float("inf")), ms)
-    return timings
+            encode_ms[key] = min(encode_ms.get(key, float("inf")), 1e3 * encode_s)
+            decode_ms[pair[0]] = min(decode_ms.get(pair[0], float("inf")), 1e3 * decode_s)  # decoders are fp32
+    return encode_ms, decode_ms
 
 
+def _choose(encode_ms: dict[str, float], decode_ms: dict[str, float]) -> tuple[tuple[str, str], str]:
+    """The fastest encoder (engine, precision) and the decoder engine to pair with it.
+
+    A torch encoder keeps the torch decoder (a split needs an exported encoder); an exported
+    encoder gets the fastest exported decoder.
+    """
+    encoder = tuple(min(encode_ms, key=encode_ms.get).split(":"))
+    if encoder[0] == "torch":
+        return encoder, "torch"
+    exported = {e: ms for e, ms in decode_ms.items() if e != "torch"}
+    return encoder, min(exported, key=exported.get)
 def configure_engine(model, engine: str = "auto", precision: str = "auto",
                      cache_root: Optional[Union[str, Path]] = None, remeasure: bool = False) -> dict:
     """Make `model` (a loaded LiteMedSAM) run with `engine` at `precision`; returns what was chosen.
 
-    The result dict has `engine`, `precision` and, when "auto" measured or read a choice,
-    `ms_per_slice` per candidate (`"engine:precision"` → ms) and `cached` (True when read).
+    The result dict has `engine`, `precision` (the encoder's) and `decoder_engine`; when "auto"
+    measured or read a choice, also `encode_ms` per candidate (`"engine:precision"` → ms),
+    `decode_ms` per engine, `ms_per_slice` per candidate (its encode + its own engine's decode)
+    and `cached` (True when read).
     """
     device = model.device
     pairs = candidates(engine, precision, device)
@@ -157,16 +173,19 @@ def configure_engine(model, engine: str = "auto", precision: str = "auto",
     cache = ExportCache(model, root)
     if len(pairs) == 1:
         _apply(model, *pairs[0], cache)
-        return {"engine": pairs[0][0], "precision": pairs[0][1]}
+        return {"engine": pairs[0][0], "precision": pairs[0][1], "decoder_engine": pairs[0][0]}
 
     choices_path = root / AUTO_CHOICE_FILE
     key = _choice_key(pairs)
     known = _read_choices(choices_path).get(key)
-    if not remeasure and isinstance(known, dict) and tuple(known.get("choice", ())) in pairs:
-        chosen = tuple(known["choice"])
-        _apply(model, *chosen, cache)
-        return {"engine": chosen[0], "precision": chosen[1], "ms_per_slice": known.get("ms_per_slice", {}),
-                "cached": True}
+    engines = {e for e, _ in pairs}
+    if (not remeasure and isinstance(known, dict) and tuple(known.get("choice", ())) in pairs
+            and known.get("decoder") in engines):
+        chosen, decoder = tuple(known["choice"]), known["decoder"]
+        _apply(model, *chosen, cache, decoder=decoder)
+        return {"engine": chosen[0], "precision": chosen[1], "decoder_engine": decoder,
+                "encode_ms": known.get("encode_ms", {}), "decode_ms": known.get("decode_ms", {}),
+                "ms_per_slice": known.get("ms_per_slice", {}), "cached": True}
 
     backends = {}
     for pair in pairs:
@@ -175,14 +194,22 @@ def configure_engine(model, engine: str = "auto", precision: str = "auto",
         except EngineError:
             continue
         backends[pair] = model.backend
-    timings = _measure(model, backends)
-    best = min(timings, key=timings.get)
-    chosen = tuple(best.split(":"))
-    _use(model, chosen, backends[chosen])
+    encode_ms, decode_ms = _measure(model, backends)
+    chosen, decoder = _choose(encode_ms, decode_ms)
+    by_engine = {pair[0]: backend for pair, backend in backends.items()}
+    if decoder == chosen[0]:
+        _use(model, chosen, backends[chosen])
+    else:
+        _use(model, chosen, SplitBackend(backends[chosen], by_engine[decoder]))
+    per_slice = {k: encode_ms[k] + decode_ms[k.split(":")[0]] for k in encode_ms}
     root.mkdir(parents=True, exist_ok=True)
     data = _read_choices(choices_path)
-    data[key] = {"choice": list(chosen), "ms_per_slice": {k: round(v, 1) for k, v in timings.items()}}
+    data[key] = {"choice": list(chosen), "decoder": decoder,
+                 "encode_ms": {k: round(v, 1) for k, v in encode_ms.items()},
+                 "decode_ms": {k: round(v, 1) for k, v in decode_ms.items()},
+                 "ms_per_slice": {k: round(v, 1) for k, v in per_slice.items()}}
     tmp = choices_path.with_name(f"{AUTO_CHOICE_FILE}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
     os.replace(tmp, choices_path)
-    return {"engine": chosen[0], "precision": chosen[1], "ms_per_slice": timings, "cached": False}
+    return {"engine": chosen[0], "precision": chosen[1], "decoder_engine": decoder, "encode_ms": encode_ms,
+            "decode_ms": decode_ms, "ms_per_slice": per_slice, "cached": False}

@@ -1,0 +1,72 @@
+"""The exported decoder graph (attention projections factored onto the prompt tokens) computes
+what `MaskDecoder.predict_masks` computes, for every prompt layout the engines receive."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sam2core.lite_medsam.engines.factored_decoder import FactoredDecoderGraph
+from sam2core.lite_medsam.model import build_lite_medsam
+
+RELATIVE_TOLERANCE = 1e-5  # × max |logit|: float rounding of a reordered sum, not an approximation
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_lite_medsam()  # random weights: the identity holds for any weights
+
+
+def _reference(model, features, sparse, dense):
+    batch = sparse.shape[0]
+    image = features.expand(batch, -1, -1, -1)
+    masks, iou, _, _ = model.mask_decoder.predict_masks(image, model.prompt_encoder.get_dense_pe(), sparse,
+                                                        dense.expand(batch, -1, -1, -1), repeat_image=False)
+    return masks, iou
+
+
+def _prompts(model, batch: int, with_points: bool):
+    boxes = torch.tensor([[40.0, 50.0, 160.0, 200.0]]).repeat(batch, 1) + 6.0 * torch.arange(batch)[:, None]
+    points = None
+    if with_points:
+        coords = torch.tensor([[[100.0, 120.0], [30.0, 30.0]]]).repeat(batch, 1, 1)
+        points = (coords, torch.tensor([[1, 0]]).repeat(batch, 1))
+    return model.prompt_encoder(points=points, boxes=boxes[:, None], masks=None)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 15])
+@pytest.mark.parametrize("with_points", [False, True], ids=["boxes", "boxes+points"])
+def test_factored_graph_equals_predict_masks_with_one_shared_dense_embedding(model, batch, with_points):
+    features = torch.randn(1, 256, 64, 64)
+    sparse, dense = _prompts(model, batch, with_points)
+    graph = FactoredDecoderGraph(model.mask_decoder, model.prompt_encoder.get_dense_pe()).eval()
+    with torch.no_grad():
+        masks, iou = graph(features, sparse, dense[:1])
+        ref_masks, ref_iou = _reference(model, features, sparse, dense[:1])
+    assert masks.shape == ref_masks.shape == (batch, 4, 256, 256)
+    assert (masks - ref_masks).abs().max() <= RELATIVE_TOLERANCE * ref_masks.abs().max()
+    assert (iou - ref_iou).abs().max() <= RELATIVE_TOLERANCE * max(ref_iou.abs().max(), 1.0)
+
+
+def test_factored_graph_equals_predict_masks_with_a_dense_embedding_per_prompt(model):
+    """Mask prompts give each prompt its own dense embedding: the image tokens differ from the first layer on."""
+    features = torch.randn(1, 256, 64, 64)
+    sparse, _ = _prompts(model, 3, with_points=False)
+    dense = 0.5 * torch.randn(3, 256, 64, 64)
+    graph = FactoredDecoderGraph(model.mask_decoder, model.prompt_encoder.get_dense_pe()).eval()
+    with torch.no_grad():
+        masks, iou = graph(features, sparse, dense)
+        ref_masks, ref_iou = _reference(model, features, sparse, dense)
+    assert (masks - ref_masks).abs().max() <= RELATIVE_TOLERANCE * ref_masks.abs().max()
+    assert (iou - ref_iou).abs().max() <= RELATIVE_TOLERANCE * max(ref_iou.abs().max(), 1.0)
+
+
+def test_factored_graph_refuses_decoders_with_high_resolution_features(model):
+    decoder = model.mask_decoder
+    decoder.use_high_res_features = True
+    try:
+        with pytest.raises(ValueError, match="high-resolution"):
+            FactoredDecoderGraph(decoder, model.prompt_encoder.get_dense_pe())
+    finally:
+        decoder.use_high_res_features = False
