@@ -96,6 +96,11 @@ class CarryingPredictor:
         self.config = config
         self.embedding_store = embedding_store
         self._signature: Optional[str] = None
+        if embedding_store is not None:
+            # The store's key: worked out now (a weights hash, memoised per model), not on the first prompt.
+            from sam2core.predictor.embedding_store import model_signature
+
+            self._signature = model_signature(image_model)
         self._encode_lock = threading.RLock()  # a background precompute and a prompt share the model
 
     # ------------------------------------------------------------------ state
