@@ -26,9 +26,8 @@ Typical use::
 from __future__ import annotations
 
 import contextlib
-import inspect
 import threading
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -44,10 +43,9 @@ from volume.errors import (
 from volume.session_parts import Progress, ProgressCallback, Prompt, SliceResult, Unit, as_numpy, crop_result
 from volume.session_setup import _as_scan, _resolve_model
 from volume.slicing import SliceGeometry, slicing_axis
+from volume.sweep import SliceCallback, sweep
 from volume.tracks import Track, TrackSet, mask_box_fit
 from volume.windowing import Window, WindowSpec, is_ct, resolve_window
-
-SliceCallback = Callable[[int, np.ndarray], Any]
 
 MAX_OBJECT_ID = int(np.iinfo(np.uint16).max)
 _PROBE_OBJECT = MAX_OBJECT_ID + 1  # a temporary object for trying a window (never a label value)
@@ -494,8 +492,8 @@ class Session:
         counter = Progress(progress, units)
         for reverse in wanted:
             for track in list(self._tracks.tracks.values()):
-                self._sweep(track, [u for u in units if u.reverse == reverse and u.obj in track.objects],
-                            cancel, on_slice, counter)
+                sweep(self, track, [u for u in units if u.reverse == reverse and u.obj in track.objects],
+                      cancel, on_slice, counter)
                 if self.cancelled:
                     break
             if self.cancelled:
@@ -511,89 +509,6 @@ class Session:
             if self.cleanup:
                 self._clean = clean_session_labels(self._raw, self._prompts, self.slicing_axis)
         return self.labels
-
-    def _sweep(self, track: Track, units: list["Unit"], cancel: Optional[threading.Event],
-               on_slice: Optional[SliceCallback], counter: "Progress") -> None:
-        """One direction: objects join the sweep at their prompted slice and leave when they stop."""
-        step = -1 if units and units[0].reverse else 1
-        queue = sorted((u for u in units if not u.finished), key=lambda u: u.seed * step)
-        for unit in [u for u in queue if u.length == 0]:
-            unit.finished = True
-        queue = [u for u in queue if u.length > 0]
-        takes_ids = "obj_ids" in inspect.signature(self.predictor.propagate_in_video).parameters
-        while queue:
-            active: dict[int, Unit] = {}
-            ids: set[int] = set()
-            start = queue[0].seed
-            frames = self.predictor.propagate_in_video(
-                track.state, start_frame_idx=start, reverse=step < 0, **({"obj_ids": ids} if takes_ids else {}))
-            yielded = False
-            try:
-                for frame_idx, obj_ids, mask_logits in frames:
-                    yielded = True
-                    frame_idx = int(frame_idx)
-                    while queue and queue[0].seed == frame_idx:
-                        unit = queue.pop(0)
-                        active[unit.obj] = unit
-                        ids.add(unit.obj)
-                    changed = self._take_frame(track, frame_idx, list(obj_ids), mask_logits, active, ids, step,
-                                               counter)
-                    for index in sorted(changed):
-                        plane = self._compose(index)
-                        if on_slice is not None:
-                            on_slice(index, plane)
-                    counter.report()
-                    if cancel is not None and cancel.is_set():
-                        self.cancelled = True
-                        return
-                    if not active:
-                        break  # restart at the next prompted slice, skipping the slices between
-            finally:
-                close = getattr(frames, "close", None)
-                if close is not None:
-                    close()
-            for unit in active.values():  # the scan ended before the unit's limit
-                unit.finished = True
-            if not yielded and queue and queue[0].seed == start:
-                queue.pop(0).finished = True  # nothing to track from there (the scan's edge)
-
-    def _take_frame(self, track: Track, frame_idx: int, obj_ids: list, mask_logits: Any, active: dict, ids: set,
-                    step: int, counter: "Progress") -> set[int]:
-        """Record one yielded frame for the active objects; returns the slices whose labels changed."""
-        scores = self._object_scores(track.state)
-        changed = set()
-        for obj, unit in sorted(active.items()):
-            if frame_idx == unit.seed:
-                continue  # the prompt's own result is already stored
-            row = as_numpy(mask_logits[obj_ids.index(obj), 0])
-            score = float(scores.get(obj, row.max()))
-            # between two prompts or inside the user's extent the stop rule is off: only an empty mask is absent
-            present = (score > 0 or unit.inner) and bool((row > 0).any())
-            if present and score <= 0:
-                score = 1e-3
-            counter.visit(unit, frame_idx)
-            changed.add(frame_idx)
-            if present:
-                # a short absence inside the object was a doubt, not an end: keep those masks
-                for index, held, held_score in unit.tentative:
-                    self._store(obj, index, held, held_score)
-                    changed.add(index)
-                unit.tentative.clear()
-                unit.absent = 0
-                self._store(obj, frame_idx, row, score)
-            else:
-                self._store(obj, frame_idx, None, score)
-                unit.tentative.append((frame_idx, row, score))
-                unit.absent += 1
-            stop = unit.absent >= self.absent_slices
-            if stop and frame_idx != unit.limit:  # past the limit lies another unit's (or no) result
-                self._clear_results(obj, frame_idx + step, unit.limit)
-            if stop or frame_idx == unit.limit:
-                unit.finished = True
-                counter.drop(unit)
-                del active[obj]
-                ids.discard(obj)
-        return changed
 
 
 def load_session(scan: Union[str, Any], model: Any = "lite_medsam", **options: Any) -> Session:
