@@ -68,6 +68,14 @@ class _Output:
             out[self.r0:self.r0 + h, self.c0:self.c0 + w] = self.logits.float()
         return out
 
+    def full_mask(self) -> torch.Tensor:
+        """`(H, W)` bool mask `full_logits() > 0`, without the float32 frame in between."""
+        out = torch.zeros(self.frame_hw, dtype=torch.bool)
+        h, w = self.logits.shape
+        if h and w:
+            out[self.r0:self.r0 + h, self.c0:self.c0 + w] = self.logits > 0
+        return out
+
 
 def store_key(signature: str, frame: Any) -> str:
     from sam2core.predictor.embedding_store import frame_key
@@ -347,7 +355,7 @@ class CarryingPredictor:
             hw = state["frame_hw"]
             return _Output(0, 0, torch.zeros((0, 0), dtype=torch.float16), NO_OBJECT_LOGIT, hw)
         embedding, plane = self._encoded(state, frame_idx)
-        prev = source.full_logits() > 0
+        prev = source.full_mask()
         expected_iou = float(np.median(ious)) if ious else None
         result = carry_mask(self.model, embedding, prev, self.config, decode=self._decode,
                             expected_iou=expected_iou, plane=plane, appearance=source.appearance)

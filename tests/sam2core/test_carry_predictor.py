@@ -153,3 +153,14 @@ def test_bad_prompts_raise_prompt_error(kwargs):
     state = predictor.init_state(cylinder_frames())
     with pytest.raises(PromptError):
         predictor.add_new_points_or_box(state, **kwargs)
+
+
+def test_full_mask_is_full_logits_above_zero():
+    from sam2core.predictor.carrying import _Output
+
+    rng = np.random.default_rng(0)
+    logits = torch.from_numpy(rng.normal(-2.0, 3.0, (40, 52)).astype(np.float32))
+    logits[:5] = -1.0  # a crop window that does not start at the frame's edge
+    for out in (_Output.from_logits(logits, 1.0), _Output.from_logits(torch.full((40, 52), -3.0), -1.0)):
+        assert out.full_mask().dtype == torch.bool
+        assert torch.equal(out.full_mask(), out.full_logits() > 0)
