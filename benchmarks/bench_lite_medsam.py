@@ -280,9 +280,10 @@ def main() -> None:
 
         auto_model = load_lite_medsam(device="cpu")
         info = configure_engine(auto_model, "auto", "auto", cache_root=cache_root, remeasure=True)
-        timings = ", ".join(f"{k} {v:.0f}" for k, v in sorted(info["ms_per_slice"].items(), key=lambda kv: kv[1]))
-        print(f"\nengine='auto', precision='auto' picks {info['engine']} {info['precision']} "
-              f"(its measurement, ms per encode + 3-box decode: {timings})")
+        encode = ", ".join(f"{k} {v:.0f}" for k, v in sorted(info["encode_ms"].items(), key=lambda kv: kv[1]))
+        decode = ", ".join(f"{k} {v:.0f}" for k, v in sorted(info["decode_ms"].items(), key=lambda kv: kv[1]))
+        print(f"\nengine='auto', precision='auto' picks the encoder on {info['engine']} {info['precision']} and the "
+              f"decoder on {info['decoder_engine']} (its measurement, ms per encode: {encode}; per 3-box decode: {decode})")
 
         if args.dice:
             print(f"\nmean 2D Dice, tight reference box on every {args.dice_every}. slice with the organ:")

@@ -158,8 +158,10 @@ def _auto_choice(home: Path) -> str:
         entry = next(iter(json.loads(path.read_text()).values()))
     except (OSError, ValueError, StopIteration):
         return "no measurement recorded (a single candidate: nothing to choose)"
-    timings = ", ".join(f"{k} {v:.0f} ms" for k, v in sorted(entry["ms_per_slice"].items(), key=lambda kv: kv[1]))
-    return f"auto picked {' '.join(entry['choice'])} (measured: {timings})"
+    encode = ", ".join(f"{k} {v:.0f} ms" for k, v in sorted(entry["encode_ms"].items(), key=lambda kv: kv[1]))
+    decode = ", ".join(f"{k} {v:.0f} ms" for k, v in sorted(entry["decode_ms"].items(), key=lambda kv: kv[1]))
+    return (f"auto picked the encoder on {' '.join(entry['choice'])} and the decoder on {entry['decoder']} "
+            f"(measured, encode: {encode}; 3-box decode: {decode})")
 
 
 def run_part_b(args) -> None:

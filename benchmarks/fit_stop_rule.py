@@ -56,12 +56,18 @@ VARIANTS = {
     "wide_gate_all_judge_raw": {"margin_ratios": WIDE, "appearance_gate": 0.15, "gate_all": True,
                                 "signals_before_gate": True},
     "wide_gate_judge_raw": {"margin_ratios": WIDE, "appearance_gate": 0.15, "signals_before_gate": True},
+    # the allowed region: the previous mask dilated by 0.25 (as far as the widest candidate box) or not at all,
+    # leaving leaks to the appearance gate (the sarcoma on MR loses its upper slices to the 0.12 dilation and the gate)
+    "gate_all_dilate_025": {"margin_ratios": WIDE, "appearance_gate": 0.15, "gate_all": True,
+                            "agreement_weight": 0.5, "dilation_ratio": 0.25},
+    "gate_all_no_dilate": {"margin_ratios": WIDE, "appearance_gate": 0.15, "gate_all": True,
+                           "agreement_weight": 0.5, "dilation_ratio": None},
     "plain": None,
 }
 
 # What a variant does not say (not CarryConfig()'s defaults, which follow the chosen variant)
 VARIANT_BASE = {"appearance_gate": 0.0, "gate_all": False, "agreement_weight": 1.0, "appearance_weight": 0.0,
-                "signals_before_gate": False}
+                "signals_before_gate": False, "dilation_ratio": 0.12}
 
 # The grid the stop rule is chosen on (every criterion of `stop_rule_grid.CRITERIA`; 0 or -inf: off).
 GRID = {
