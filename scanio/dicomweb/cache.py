@@ -4,19 +4,25 @@
 renamed into place only after validation, so a file with that name is a complete, checked
 instance: a fetch that was interrupted resumes with the instances still missing. The cache is
 `$NAPARI_SAM2_DICOMWEB_CACHE` or `dicomweb/` in napari-sam2's user cache folder.
+`cache_info` and `clear_cache` (`napari-sam2 cache info|clear`) see only the series folders
+(named by a UID) and the SEG outbox; `clear_cache` deletes fetched series, never the outbox.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
 from scanio.dicomweb.config import ENV_CACHE, check_uid
+from scanio.dicomweb.errors import DicomWebURLError
 
 INSTANCE_SUFFIX = ".dcm"
 LOCK_NAME = ".fetch.lock"  # dot files are skipped by scanio's folder reader
+OUTBOX_NAME = "seg-outbox"
 
 
 def cache_root(cache_dir: Union[str, Path, None] = None) -> Path:
@@ -82,6 +88,89 @@ def lock_for(folder: Path, timeout_s: float = 600.0):
 
 def seg_outbox(cache_dir: Union[str, Path, None] = None) -> Path:
     """Where the napari widget writes a SEG before sending it: `<cache>/seg-outbox/` (kept on failure)."""
-    folder = cache_root(cache_dir) / "seg-outbox"
+    folder = cache_root(cache_dir) / OUTBOX_NAME
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """The cache's fetched series (files and bytes, partial files included) and the SEGs in its outbox."""
+
+    root: Path
+    series: int
+    files: int
+    bytes: int
+    outbox_files: int
+    outbox_bytes: int
+
+
+@dataclass(frozen=True)
+class ClearResult:
+    """What `clear_cache` deleted, and what it left: series being fetched, the SEG outbox."""
+
+    root: Path
+    series: int
+    files: int
+    bytes: int
+    busy: list = field(default_factory=list)  # series UIDs whose fetch held the lock
+    outbox_files: int = 0
+
+
+def series_folders(cache_dir: Union[str, Path, None] = None) -> list[Path]:
+    """The cache's series folders: sub-folders named by a DICOM UID (anything else is not ours)."""
+    root = cache_root(cache_dir)
+    if not root.is_dir():
+        return []
+    folders = []
+    for p in root.iterdir():
+        if p.is_dir() and not p.is_symlink():
+            with contextlib.suppress(DicomWebURLError):
+                folders.append(root / check_uid(p.name, "series"))
+    return sorted(folders)
+
+
+def _is_ours(p: Path) -> bool:
+    """A file a fetch writes: a complete instance, a partial one, or the lock."""
+    name = p.name
+    instance = name.endswith(INSTANCE_SUFFIX) and not name.startswith(".")
+    partial = name.startswith(".") and name.endswith(".part")
+    return (instance or partial or name == LOCK_NAME) and p.is_file() and not p.is_symlink()
+
+
+def _files(folder: Path, keep_lock: bool = False) -> list[Path]:
+    return [p for p in folder.iterdir() if _is_ours(p) and not (keep_lock and p.name == LOCK_NAME)] \
+        if folder.is_dir() else []
+
+
+def cache_info(cache_dir: Union[str, Path, None] = None) -> CacheInfo:
+    """Series, files and bytes of the fetched series, and SEG files waiting in the outbox."""
+    folders = series_folders(cache_dir)
+    files = [p for folder in folders for p in _files(folder, keep_lock=True)]
+    outbox = [p for p in (cache_root(cache_dir) / OUTBOX_NAME).glob(f"*{INSTANCE_SUFFIX}") if p.is_file()]
+    return CacheInfo(cache_root(cache_dir), len(folders), len(files), sum(p.stat().st_size for p in files),
+                     len(outbox), sum(p.stat().st_size for p in outbox))
+
+
+def clear_cache(cache_dir: Union[str, Path, None] = None) -> ClearResult:
+    """Delete every fetched series (their instances, partial files and locks; a series being
+    fetched is skipped). The SEG outbox is kept: it holds SEGs whose sending failed."""
+    from filelock import Timeout
+
+    series, files, freed, busy = 0, 0, 0, []
+    for folder in series_folders(cache_dir):
+        try:
+            with lock_for(folder, timeout_s=0):
+                for p in _files(folder, keep_lock=True):
+                    size = p.stat().st_size
+                    p.unlink()
+                    files, freed = files + 1, freed + size
+        except Timeout:
+            busy.append(folder.name)
+            continue
+        with contextlib.suppress(OSError):
+            (folder / LOCK_NAME).unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # stays if it holds files that are not ours
+        series += 1
+    return ClearResult(cache_root(cache_dir), series, files, freed, busy, cache_info(cache_dir).outbox_files)
