@@ -1,11 +1,12 @@
-"""`napari-sam2 cache info|clear`: the on-disk store of image embeddings (see sam2core.predictor.embedding_store)
-and the PACS download cache of series fetched over DICOMweb (see scanio.dicomweb.cache)."""
+"""`napari-sam2 cache info|clear`: the on-disk store of image embeddings (see sam2core.predictor.embedding_store),
+the PACS download cache of series fetched over DICOMweb (see scanio.dicomweb.cache) and the LiteMedSAM
+graphs exported for the CPU engines (see sam2core.lite_medsam.engines.export)."""
 
 from __future__ import annotations
 
 import argparse
 
-ONLY = ("embeddings", "pacs")
+ONLY = ("embeddings", "pacs", "engines")
 
 
 def add_parser(subparsers) -> None:
@@ -16,18 +17,20 @@ def add_parser(subparsers) -> None:
         description="Image embeddings are kept on disk so a scan is encoded once "
         "(NAPARI_SAM2_EMBEDDINGS_DIR overrides the folder, NAPARI_SAM2_EMBEDDINGS_MAX_GB the size limit; "
         "the least recently used scans are evicted first). Series fetched from a PACS (DICOMweb) are kept "
-        "so a second fetch gets only what is missing (NAPARI_SAM2_DICOMWEB_CACHE overrides the folder).",
+        "so a second fetch gets only what is missing (NAPARI_SAM2_DICOMWEB_CACHE overrides the folder). "
+        "LiteMedSAM's graphs exported for ONNX Runtime/OpenVINO are rebuilt on next use when cleared.",
     )
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
     sub = parser.add_subparsers(dest="cache_command", metavar="ACTION")
     info = sub.add_parser("info", help="folder, scans, slices and size of the embedding store; "
-                                       "series, files and size of the PACS downloads")
-    clear = sub.add_parser("clear", help="delete every stored embedding and every fetched PACS series "
-                                         "(SEGs waiting to be sent are kept)")
+                                       "series, files and size of the PACS downloads; exported engine graphs")
+    clear = sub.add_parser("clear", help="delete every stored embedding, every fetched PACS series "
+                                         "(SEGs waiting to be sent are kept) and the exported engine graphs")
     for action, func in ((info, _info), (clear, _clear)):
         action.add_argument("--dir", help="another embedding store folder")
         action.add_argument("--pacs-dir", help="another PACS download folder")
-        action.add_argument("--only", choices=ONLY, help="only the embedding store or only the PACS downloads")
+        action.add_argument("--only", choices=ONLY, help="only the embedding store, the PACS downloads or "
+                                                         "the exported engine graphs")
         action.set_defaults(func=func)
 
 
@@ -62,6 +65,14 @@ def _info(args: argparse.Namespace) -> int:
         if pacs.outbox_files:
             print(f"  SEGs not yet sent: {pacs.outbox_files} ({size_text(pacs.outbox_bytes)}; "
                   "kept by cache clear)")
+    if _wanted(args, "engines"):
+        from sam2core.lite_medsam.engines.export import default_cache_root, export_folders, folder_bytes
+
+        folders = export_folders()
+        print("LiteMedSAM engine exports (ONNX/OpenVINO):")
+        print(f"  folder:  {default_cache_root() / 'lite_medsam'}")
+        print(f"  exports: {len(folders)} (one per weights, export and torch version)")
+        print(f"  size:    {size_text(sum(folder_bytes(f) for f in folders))}")
     return 0
 
 
@@ -81,4 +92,10 @@ def _clear(args: argparse.Namespace) -> int:
             print(f"  kept {len(done.busy)} series being fetched now: {', '.join(done.busy)}")
         if done.outbox_files:
             print(f"  kept {done.outbox_files} SEG file(s) not yet sent in {done.root / 'seg-outbox'}")
+    if _wanted(args, "engines"):
+        from sam2core.lite_medsam.engines.export import clear_exports, default_cache_root
+
+        folders, freed = clear_exports()
+        print(f"cleared {default_cache_root() / 'lite_medsam'}: {folders} export(s), {size_text(freed)} freed "
+              "(rebuilt on next use)")
     return 0

@@ -15,6 +15,7 @@ def pacs(tmp_path, monkeypatch):
     root = tmp_path / "dicomweb"
     monkeypatch.setenv("NAPARI_SAM2_DICOMWEB_CACHE", str(root))
     monkeypatch.setenv("NAPARI_SAM2_EMBEDDINGS_DIR", str(tmp_path / "embeddings"))
+    monkeypatch.setenv("NAPARI_SAM2_HOME", str(tmp_path / "home"))  # engine exports: never the user's
     for series, sizes in {"1.2.3": (100, 200), "1.2.4": (300,)}.items():
         folder = root / series
         folder.mkdir(parents=True)
@@ -84,3 +85,25 @@ def test_a_file_that_is_not_the_caches_keeps_its_series_folder(pacs, capsys):
     (pacs / "1.2.3" / "readme.txt").write_text("mine")
     _run(capsys, "clear", "--only", "pacs")
     assert sorted(p.name for p in (pacs / "1.2.3").iterdir()) == ["readme.txt"]
+
+
+def test_engine_exports_are_shown_and_cleared_and_nothing_else(pacs, tmp_path, capsys):
+    from sam2core.lite_medsam.engines.export import default_cache_root
+    from sam2core.lite_medsam.engines.select import AUTO_CHOICE_FILE as AUTO_CHOICE_NAME
+
+    root = default_cache_root()
+    assert str(root).startswith(str(tmp_path)), "the test must not see the user's engine cache"
+    export = root / "lite_medsam" / "0123456789abcdef-x2-torch2.14.1"
+    (export / "openvino-2026" / "f32").mkdir(parents=True)
+    (export / "encoder.fp32.onnx").write_bytes(b"e" * 400)
+    (export / "openvino-2026" / "f32" / "blob").write_bytes(b"b" * 100)
+    stranger = root / "lite_medsam" / "my-notes"
+    stranger.mkdir()
+    (root / AUTO_CHOICE_NAME).write_text("{}")
+
+    code, out = _run(capsys, "info", "--only", "engines")
+    assert code == 0 and "exports: 1" in out and "0.0 MB" in out
+    code, out = _run(capsys, "clear", "--only", "engines")
+    assert code == 0 and "1 export(s)" in out
+    assert not export.exists() and stranger.is_dir() and (root / AUTO_CHOICE_NAME).is_file()
+    assert pacs.joinpath("1.2.3").is_dir(), "--only engines leaves the PACS downloads"

@@ -18,6 +18,8 @@ import copy
 import hashlib
 import json
 import os
+import re
+import shutil
 import warnings
 from pathlib import Path
 from typing import Callable, Optional
@@ -68,6 +70,34 @@ def default_cache_root() -> Path:
     from sam2core.store.cache import cache_dir
 
     return cache_dir() / "engines"
+
+
+_EXPORT_FOLDER = re.compile(r"^[0-9a-f]{16}-x\d+-torch[\w.]+$")  # `<weights hash>-x<version>-torch<version>`
+
+
+def export_folders(root: Optional[Path] = None) -> list[Path]:
+    """The exported-graph folders under `root` (default: the engine cache), one per weights × export/torch version."""
+    base = Path(root if root is not None else default_cache_root()) / "lite_medsam"
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir() and _EXPORT_FOLDER.match(p.name))
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under `folder`."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def clear_exports(root: Optional[Path] = None) -> tuple[int, int]:
+    """Delete the exported graphs and compiled blobs (rebuilt on next use); returns (folders, bytes) freed.
+
+    Only folders named as `ExportCache` names them are removed; the engine choice file stays.
+    """
+    folders = export_folders(root)
+    freed = sum(folder_bytes(f) for f in folders)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(folders), freed
 
 
 def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
