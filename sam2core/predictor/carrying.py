@@ -103,12 +103,11 @@ class CarryingPredictor:
             config = replace(config, **overrides)
         self.config = config
         self.embedding_store = embedding_store
-        self._signature: Optional[str] = None
         if embedding_store is not None:
-            # The store's key: worked out now (a weights hash, memoised per model), not on the first prompt.
+            # The store's key needs the weights hash: worked out now (memoised per model), not on the first prompt.
             from sam2core.predictor.embedding_store import model_signature
 
-            self._signature = model_signature(image_model)
+            model_signature(image_model)
         self._encode_lock = threading.RLock()  # a background precompute and a prompt share the model
 
     # ------------------------------------------------------------------ state
@@ -197,9 +196,8 @@ class CarryingPredictor:
             return self.model.encode_image(frame)
         from sam2core.predictor.embedding_store import group_id, join_embedding, model_signature, split_embedding
 
-        if self._signature is None:
-            self._signature = model_signature(self.model)
-        key = store_key(self._signature, frame)
+        signature = model_signature(self.model)  # each time: the model's engine or precision may have changed
+        key = store_key(signature, frame)
         embedding = store.get(key)
         if embedding is not None:
             state["num_from_store"] = state.get("num_from_store", 0) + 1
@@ -207,7 +205,7 @@ class CarryingPredictor:
         embedding = self.model.encode_image(frame)
         state["num_encoded"] += 1
         if "store_group" not in state:
-            state["store_group"] = group_id(self._signature, state["num_frames"], key)
+            state["store_group"] = group_id(signature, state["num_frames"], key)
         store.put(key, embedding, state["store_group"], frame_idx, state["num_frames"])
         tensor, meta = split_embedding(embedding)  # the same float16 numbers whether encoded now or stored
         return join_embedding(tensor.to(torch.float16).to(tensor.device), meta)

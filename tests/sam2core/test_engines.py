@@ -276,13 +276,19 @@ def test_auto_pairs_the_fastest_encoder_with_the_fastest_decoder(monkeypatch, to
         torch_model.set_backend(None)
 
 
-def test_a_torch_encoder_keeps_the_torch_decoder():
+def test_auto_chooses_the_least_time_per_slice_and_torch_only_whole():
     from sam2core.lite_medsam.engines import select
 
+    # torch encodes fastest but an exported pair is faster per slice (110 + 30 < 100 + 90)
+    assert select._choose({"torch:fp32": 100.0, "onnxruntime:fp32": 110.0},
+                          {"torch": 90.0, "onnxruntime": 30.0}) == (("onnxruntime", "fp32"), "onnxruntime")
+    # torch as a whole is fastest: it keeps its own decoder
     assert select._choose({"torch:fp32": 100.0, "onnxruntime:fp32": 200.0},
-                          {"torch": 90.0, "onnxruntime": 50.0}) == (("torch", "fp32"), "torch")
-    assert select._choose({"torch:fp32": 300.0, "openvino:fp32": 200.0, "onnxruntime:fp32": 250.0},
-                          {"torch": 40.0, "openvino": 90.0, "onnxruntime": 50.0}) == (("openvino", "fp32"), "onnxruntime")
+                          {"torch": 50.0, "onnxruntime": 40.0}) == (("torch", "fp32"), "torch")
+    # the fastest exported encoder with the fastest exported decoder, even when torch decodes faster
+    choice = select._choose({"torch:fp32": 300.0, "openvino:fp32": 200.0, "onnxruntime:fp32": 250.0},
+                            {"torch": 40.0, "openvino": 90.0, "onnxruntime": 50.0})
+    assert choice == (("openvino", "fp32"), "onnxruntime")
 
 
 def test_auto_precision_is_fp32_even_where_bf16_is_native(monkeypatch):

@@ -70,3 +70,30 @@ def test_factored_graph_refuses_decoders_with_high_resolution_features(model):
             FactoredDecoderGraph(decoder, model.prompt_encoder.get_dense_pe())
     finally:
         decoder.use_high_res_features = False
+
+
+@pytest.mark.parametrize("tokens", [1, 4, 9])
+def test_exported_graph_equals_predict_masks_for_points_and_mask_prompts(model, tmp_path, tokens):
+    """The ONNX graph the engines run (ONNX Runtime here): dynamic prompts, tokens and dense batch."""
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'napari-sam2[fast]')")
+    import numpy as np
+
+    from sam2core.lite_medsam.engines.export import export_decoder
+
+    path = tmp_path / "decoder.onnx"
+    export_decoder(model, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    features = torch.randn(1, 256, 64, 64)
+    batch = 3
+    coords = torch.rand(batch, tokens, 2) * 256
+    labels = torch.randint(0, 2, (batch, tokens))
+    masks_in = torch.randn(batch, 1, 256, 256)
+    sparse, dense = model.prompt_encoder(points=(coords, labels), boxes=None, masks=masks_in)  # dense: (B, ...)
+    with torch.no_grad():
+        ref_masks, ref_iou = _reference(model, features, sparse, dense)
+    masks, iou = session.run(None, {"features": features.numpy(), "sparse": sparse.detach().numpy(),
+                                    "dense": dense.detach().numpy()})
+    scale = float(ref_masks.abs().max())
+    assert masks.shape == tuple(ref_masks.shape)
+    assert np.abs(masks - ref_masks.numpy()).max() <= 1e-4 * scale
+    assert np.abs(iou - ref_iou.numpy()).max() <= 1e-4 * max(float(ref_iou.abs().max()), 1.0)

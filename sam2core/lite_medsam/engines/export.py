@@ -7,9 +7,10 @@ creation). A file that is missing, or whose sha256 differs from the one recorded
 building happens under a file lock so that two processes never write the same file.
 
 The graphs are exported from our own modules (`LiteMedSAM.image_encoder`,
-`LiteMedSAM.mask_decoder`, the latter with its attention factored: `factored_decoder`). The decoder graph takes prompt embeddings, not prompts: the
-prompt encoder (cheap) stays in PyTorch, so every prompt kind (points, box, mask) works,
-with any number of prompts `B` and prompt tokens `N` (dynamic axes).
+`LiteMedSAM.mask_decoder`, the latter with its attention factored: `factored_decoder`). The
+decoder graph takes prompt embeddings, not prompts: the prompt encoder (cheap) stays in
+PyTorch, so every prompt kind (points, box, mask) works, with any number of prompts `B` and
+prompt tokens `N` (dynamic axes).
 """
 
 from __future__ import annotations

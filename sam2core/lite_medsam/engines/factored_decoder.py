@@ -13,9 +13,10 @@ token side, where there are only T rows:
 - image→token: `(W_q,h y + b_q,h) · k_h = y · (W_q,h^T k_h) + b_q,h · k_h`, and the output
   projection is applied to the T value rows before the weighted sum, not to the N results.
 
-Where the image tokens are shared by all prompts (the first layer's token→image attention, whose
-keys are the image embedding plus the one "no mask" embedding) the projections are computed
-once, not once per prompt. About half the multiply-adds of the plain graph at three prompts;
+The image tokens enter the first layer once for all prompts (image embedding plus the one "no
+mask" embedding), broadcast, not copied per prompt. About half the multiply-adds of the plain
+graph at three prompts (projecting the shared first-layer keys once instead would pay only from
+about three prompts on, and cost a single prompt 15 %);
 the results equal `MaskDecoder.predict_masks` up to float rounding (tested; the engines are
 checked against torch within 1e-3 × max|logit|).
 
@@ -27,7 +28,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sam2core.modeling.two_way_transformer import Attention, TwoWayAttentionBlock, TwoWayTransformer
@@ -80,19 +80,8 @@ def image_to_token(attn: Attention, image: torch.Tensor, keys: torch.Tensor, val
     return weights @ projected + attn.out_proj.bias
 
 
-def shared_token_to_image(attn: Attention, tokens: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """`attn(q=tokens, k=keys, v=values)` for keys/values shared by all prompts `(1, N, C)`: project them once."""
-    b, t, _ = tokens.shape
-    h = attn.num_heads
-    q = attn._split_heads(attn.q_proj(tokens))  # (B, H, T, d)
-    k = attn._split_heads(attn.k_proj(keys)).expand(b, -1, -1, -1)  # (B, H, N, d), computed once
-    v = attn._split_heads(attn.v_proj(values)).expand(b, -1, -1, -1)
-    out = F.scaled_dot_product_attention(q, k, v)
-    return attn.out_proj(attn._merge_heads(out))
-
-
 def factored_block(block: TwoWayAttentionBlock, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor,
-                   key_pe: torch.Tensor, keys_shared: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                   key_pe: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """`TwoWayAttentionBlock.forward`, its image-side projections factored (see the module docstring)."""
     if block.skip_first_layer_pe:
         queries = block.self_attn(q=queries, k=queries, v=queries)
@@ -102,8 +91,8 @@ def factored_block(block: TwoWayAttentionBlock, queries: torch.Tensor, keys: tor
     queries = block.norm1(queries)
 
     keys_with_pe = keys + key_pe
-    to_image = shared_token_to_image if keys_shared else token_to_image
-    queries = block.norm2(queries + to_image(block.cross_attn_token_to_image, queries + query_pe, keys_with_pe, keys))
+    queries = block.norm2(queries + token_to_image(block.cross_attn_token_to_image, queries + query_pe,
+                                                   keys_with_pe, keys))
     queries = block.norm3(queries + block.mlp(queries))
 
     keys = keys + image_to_token(block.cross_attn_image_to_token, keys_with_pe, queries + query_pe, queries)
@@ -112,17 +101,15 @@ def factored_block(block: TwoWayAttentionBlock, queries: torch.Tensor, keys: tor
 
 def factored_transformer(transformer: TwoWayTransformer, image: torch.Tensor, image_pe: torch.Tensor,
                          tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`TwoWayTransformer.forward` for image `(1|B, C, h, w)` (1: shared by all prompts), tokens `(B, T, C)`.
+    """`TwoWayTransformer.forward` for image `(1|B, C, h, w)` (1: one for all prompts), tokens `(B, T, C)`.
 
     Returns tokens `(B, T, C)` and image tokens `(B, h*w, C)`.
     """
-    keys = image.flatten(2).transpose(1, 2)  # (1|B, N, C)
+    keys = image.flatten(2).transpose(1, 2)  # (1|B, N, C): broadcast over the prompts until image→token
     key_pe = image_pe.flatten(2).transpose(1, 2)  # (1, N, C)
-    keys_shared = image.shape[0] == 1
     queries = tokens
     for layer in transformer.layers:
-        queries, keys = factored_block(layer, queries, keys, tokens, key_pe, keys_shared)
-        keys_shared = False  # the image→token update makes the image tokens differ per prompt
+        queries, keys = factored_block(layer, queries, keys, tokens, key_pe)
     attn_out = token_to_image(transformer.final_attn_token_to_image, queries + tokens, keys + key_pe, keys)
     return transformer.norm_final_attn(queries + attn_out), keys
 
@@ -141,7 +128,8 @@ class FactoredDecoderGraph(nn.Module):
         self.mask_decoder = mask_decoder
         self.register_buffer("image_pe", image_pe.detach().clone())
 
-    def forward(self, features: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor):
+    def forward(self, features: torch.Tensor, sparse: torch.Tensor,
+                dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         decoder = self.mask_decoder
         tokens = torch.cat((decoder.output_tokens(sparse.shape[0]), sparse), dim=1)  # (B, T, C)
         image = features + dense  # (1|B, C, h, w): one image for every prompt unless dense differs

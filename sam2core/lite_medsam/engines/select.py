@@ -3,13 +3,12 @@
 `engine="auto"` times every candidate (installed engine × allowed precision) on a synthetic
 slice (one encode, and one decode of 3 boxes, timed apart) in interleaved rounds (each round
 times every candidate once, so a busy spell on a shared machine slows them alike; best of
-MEASURE_ROUNDS) and keeps the fastest encoder and, where the encoder runs on an exported
-engine, the fastest exported decoder, which may be another engine's (`SplitBackend`: e.g.
-OpenVINO encodes faster and ONNX Runtime decodes faster on some CPUs); the choice is cached per machine (CPU model and flags, threads, engine
-versions, measurement version) in `<cache>/engines/auto_choice.json`, so the measurement runs
-once per machine.
-`precision="auto"` allows bf16 only where the device computes it natively (CPU flags
-avx512_bf16/amx_bf16, Arm bf16; CUDA capability); int8 is never automatic.
+MEASURE_ROUNDS) and keeps what takes least per slice: torch for both parts, or the fastest
+exported encoder with the fastest exported decoder, which may be another engine's
+(`SplitBackend`: on some CPUs OpenVINO encodes faster and ONNX Runtime decodes faster). The
+choice is cached per machine (CPU model and flags, threads, engine versions, measurement
+version) in `<cache>/engines/auto_choice.json`, so the measurement runs once per machine.
+`precision="auto"` is fp32; bf16 and int8 are opt-in (`allowed_precisions`).
 On CUDA/MPS the engine is always torch (the engines here are CPU builds).
 """
 
@@ -148,16 +147,23 @@ def _measure(model, backends: dict) -> tuple[dict[str, float], dict[str, float]]
 
 
 def _choose(encode_ms: dict[str, float], decode_ms: dict[str, float]) -> tuple[tuple[str, str], str]:
-    """The fastest encoder (engine, precision) and the decoder engine to pair with it.
+    """The (engine, precision) to encode with and the engine to decode with: the least ms per slice.
 
-    A torch encoder keeps the torch decoder (a split needs an exported encoder); an exported
-    encoder gets the fastest exported decoder.
+    Torch runs both parts or neither (a split needs exported graphs); among the exported engines
+    the fastest encoder is paired with the fastest decoder, whichever engines those are.
     """
-    encoder = tuple(min(encode_ms, key=encode_ms.get).split(":"))
-    if encoder[0] == "torch":
-        return encoder, "torch"
-    exported = {e: ms for e, ms in decode_ms.items() if e != "torch"}
-    return encoder, min(exported, key=exported.get)
+    options: dict[tuple[tuple[str, str], str], float] = {}
+    exported_decoders = {e: ms for e, ms in decode_ms.items() if e != "torch"}
+    for key, ms in encode_ms.items():
+        pair = tuple(key.split(":"))
+        if pair[0] == "torch":
+            options[(pair, "torch")] = ms + decode_ms["torch"]
+        elif exported_decoders:
+            decoder = min(exported_decoders, key=exported_decoders.get)
+            options[(pair, decoder)] = ms + exported_decoders[decoder]
+    return min(options, key=options.get)
+
+
 def configure_engine(model, engine: str = "auto", precision: str = "auto",
                      cache_root: Optional[Union[str, Path]] = None, remeasure: bool = False) -> dict:
     """Make `model` (a loaded LiteMedSAM) run with `engine` at `precision`; returns what was chosen.
@@ -196,11 +202,10 @@ def configure_engine(model, engine: str = "auto", precision: str = "auto",
         backends[pair] = model.backend
     encode_ms, decode_ms = _measure(model, backends)
     chosen, decoder = _choose(encode_ms, decode_ms)
-    by_engine = {pair[0]: backend for pair, backend in backends.items()}
     if decoder == chosen[0]:
         _use(model, chosen, backends[chosen])
-    else:
-        _use(model, chosen, SplitBackend(backends[chosen], by_engine[decoder]))
+    else:  # as from the cached choice: one part of each engine loaded
+        _apply(model, *chosen, cache, decoder=decoder)
     per_slice = {k: encode_ms[k] + decode_ms[k.split(":")[0]] for k in encode_ms}
     root.mkdir(parents=True, exist_ok=True)
     data = _read_choices(choices_path)
