@@ -85,8 +85,13 @@ def _clear(args: argparse.Namespace) -> int:
         print(f"cleared {store.root}: {size_text(freed)} freed")
     if _wanted(args, "pacs"):
         from scanio.dicomweb.cache import clear_cache
+        from scanio.dicomweb.errors import DicomWebCacheError
 
-        done = clear_cache(getattr(args, "pacs_dir", None))
+        try:
+            done = clear_cache(getattr(args, "pacs_dir", None))
+        except DicomWebCacheError as error:
+            print(f"PACS downloads not cleared: {error}")
+            return 2
         print(f"cleared {done.root}: {done.series} series, {done.files} files, {size_text(done.bytes)} freed")
         if done.busy:
             print(f"  kept {len(done.busy)} series being fetched now: {', '.join(done.busy)}")

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Union
 
 from scanio.dicomweb.config import ENV_CACHE, check_uid
-from scanio.dicomweb.errors import DicomWebURLError
+from scanio.dicomweb.errors import DicomWebCacheError, DicomWebURLError
 
 INSTANCE_SUFFIX = ".dcm"
 LOCK_NAME = ".fetch.lock"  # dot files are skipped by scanio's folder reader
 OUTBOX_NAME = "seg-outbox"
+MARKER_NAME = ".napari-sam2-dicomweb"  # written into a cache folder by the first fetch: `clear_cache` needs it
 
 
 def cache_root(cache_dir: Union[str, Path, None] = None) -> Path:
@@ -32,6 +33,11 @@ def cache_root(cache_dir: Union[str, Path, None] = None) -> Path:
     env = os.environ.get(ENV_CACHE)
     if env:
         return Path(env).expanduser()
+    return default_cache_root()
+
+
+def default_cache_root() -> Path:
+    """The default cache folder (the user cache folder's `dicomweb`), whatever the environment says."""
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("napari-sam2")) / "dicomweb"
@@ -83,6 +89,7 @@ def lock_for(folder: Path, timeout_s: float = 600.0):
     from filelock import FileLock
 
     folder.mkdir(parents=True, exist_ok=True)
+    (folder.parent / MARKER_NAME).touch(exist_ok=True)  # the parent is the cache root: mark it as ours
     return FileLock(str(folder / LOCK_NAME), timeout=timeout_s)
 
 
@@ -113,7 +120,7 @@ class ClearResult:
     series: int
     files: int
     bytes: int
-    busy: list = field(default_factory=list)  # series UIDs whose fetch held the lock
+    busy: list[str] = field(default_factory=list)  # series UIDs whose fetch held the lock
     outbox_files: int = 0
 
 
@@ -126,51 +133,59 @@ def series_folders(cache_dir: Union[str, Path, None] = None) -> list[Path]:
     for p in root.iterdir():
         if p.is_dir() and not p.is_symlink():
             with contextlib.suppress(DicomWebURLError):
-                folders.append(root / check_uid(p.name, "series"))
+                if check_uid(p.name, "series") == p.name:  # exactly a UID (no stripped spaces)
+                    folders.append(p)
     return sorted(folders)
 
 
 def _is_ours(p: Path) -> bool:
-    """A file a fetch writes: a complete instance, a partial one, or the lock."""
+    """A file a fetch writes (the lock aside): a complete instance or a partial one."""
     name = p.name
     instance = name.endswith(INSTANCE_SUFFIX) and not name.startswith(".")
     partial = name.startswith(".") and name.endswith(".part")
-    return (instance or partial or name == LOCK_NAME) and p.is_file() and not p.is_symlink()
+    return (instance or partial) and p.is_file() and not p.is_symlink()
 
 
-def _files(folder: Path, keep_lock: bool = False) -> list[Path]:
-    return [p for p in folder.iterdir() if _is_ours(p) and not (keep_lock and p.name == LOCK_NAME)] \
-        if folder.is_dir() else []
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if _is_ours(p)] if folder.is_dir() else []
 
 
 def cache_info(cache_dir: Union[str, Path, None] = None) -> CacheInfo:
     """Series, files and bytes of the fetched series, and SEG files waiting in the outbox."""
-    folders = series_folders(cache_dir)
-    files = [p for folder in folders for p in _files(folder, keep_lock=True)]
+    folders = [f for f in series_folders(cache_dir) if _files(f)]
+    files = [p for folder in folders for p in _files(folder)]
     outbox = [p for p in (cache_root(cache_dir) / OUTBOX_NAME).glob(f"*{INSTANCE_SUFFIX}") if p.is_file()]
     return CacheInfo(cache_root(cache_dir), len(folders), len(files), sum(p.stat().st_size for p in files),
                      len(outbox), sum(p.stat().st_size for p in outbox))
 
 
 def clear_cache(cache_dir: Union[str, Path, None] = None) -> ClearResult:
-    """Delete every fetched series (their instances, partial files and locks; a series being
-    fetched is skipped). The SEG outbox is kept: it holds SEGs whose sending failed."""
+    """Delete every fetched series (their instances and partial files; a series being fetched is
+    skipped). The SEG outbox is kept: it holds SEGs whose sending failed.
+
+    A folder other than the default one is cleared only if a fetch has marked it as a cache
+    (`MARKER_NAME`), so that pointing `cache_dir` at a user's own DICOM folders deletes nothing.
+    """
     from filelock import Timeout
 
+    root = cache_root(cache_dir)
+    if root.is_dir() and not (root / MARKER_NAME).is_file() and root != default_cache_root():
+        raise DicomWebCacheError(
+            f"{root} was not made by napari-sam2's DICOMweb fetch (no {MARKER_NAME} file in it): nothing "
+            f"was deleted. If it is the PACS download cache, create {root / MARKER_NAME} and run again.")
     series, files, freed, busy = 0, 0, 0, []
     for folder in series_folders(cache_dir):
         try:
             with lock_for(folder, timeout_s=0):
-                for p in _files(folder, keep_lock=True):
+                deleted = _files(folder)
+                for p in deleted:
                     size = p.stat().st_size
                     p.unlink()
                     files, freed = files + 1, freed + size
         except Timeout:
             busy.append(folder.name)
             continue
-        with contextlib.suppress(OSError):
-            (folder / LOCK_NAME).unlink()
-        with contextlib.suppress(OSError):
-            folder.rmdir()  # stays if it holds files that are not ours
-        series += 1
-    return ClearResult(cache_root(cache_dir), series, files, freed, busy, cache_info(cache_dir).outbox_files)
+        # The lock file stays (a fetch may take the lock as soon as it is released), and so does the folder.
+        series += bool(deleted)
+    return ClearResult(root, series, files, freed, busy, cache_info(cache_dir).outbox_files)
+

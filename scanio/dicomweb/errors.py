@@ -57,3 +57,7 @@ class FetchCancelledError(DicomWebError, ReadCancelledError):
 
 class DicomWebServerError(DicomWebError):
     """Any other HTTP failure (5xx, unexpected answer)."""
+
+
+class DicomWebCacheError(DicomWebError, ValueError):
+    """A cache operation refused: the folder is not a napari-sam2 DICOMweb download cache."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from napari_sam2.cli import main
-from scanio.dicomweb.cache import LOCK_NAME, cache_info, lock_for
+from scanio.dicomweb.cache import LOCK_NAME, MARKER_NAME, cache_info, lock_for
 
 
 @pytest.fixture
@@ -23,11 +23,16 @@ def pacs(tmp_path, monkeypatch):
             (folder / f"{series}.{i}.dcm").write_bytes(b"x" * size)
         (folder / LOCK_NAME).touch()
     (root / "1.2.3" / ".1.2.3.9.abcd1234.part").write_bytes(b"x" * 50)
+    (root / MARKER_NAME).touch()  # as the first fetch into the folder leaves it
     (root / "seg-outbox").mkdir()
     (root / "seg-outbox" / "1.2.3-seg.dcm").write_bytes(b"s" * 70)
     (root / "notes").mkdir()
     (root / "notes" / "keep.dcm").write_bytes(b"n" * 10)
     return root
+
+
+def _left(folder):
+    return sorted(p.name for p in folder.iterdir())
 
 
 def _run(capsys, *argv):
@@ -58,7 +63,7 @@ def test_clear_deletes_fetched_series_and_keeps_the_outbox_and_foreign_files(pac
     code, out = _run(capsys, "clear")
     assert code == 0
     assert "2 series, 4 files" in out and "kept 1 SEG file(s)" in out
-    assert not (pacs / "1.2.3").exists() and not (pacs / "1.2.4").exists()
+    assert _left(pacs / "1.2.3") == [LOCK_NAME] and _left(pacs / "1.2.4") == [LOCK_NAME]
     assert (pacs / "seg-outbox" / "1.2.3-seg.dcm").exists()
     assert (pacs / "notes" / "keep.dcm").exists()
     _, out = _run(capsys, "info", "--only", "pacs")
@@ -70,7 +75,7 @@ def test_clear_skips_a_series_being_fetched(pacs, capsys):
         code, out = _run(capsys, "clear", "--only", "pacs")
     assert code == 0
     assert "1 series, 3 files" in out and "kept 1 series being fetched now: 1.2.4" in out
-    assert not (pacs / "1.2.3").exists()
+    assert _left(pacs / "1.2.3") == [LOCK_NAME]
     assert (pacs / "1.2.4" / "1.2.4.0.dcm").exists()
 
 
@@ -84,7 +89,21 @@ def test_clear_only_embeddings_leaves_the_pacs_downloads(pacs, capsys):
 def test_a_file_that_is_not_the_caches_keeps_its_series_folder(pacs, capsys):
     (pacs / "1.2.3" / "readme.txt").write_text("mine")
     _run(capsys, "clear", "--only", "pacs")
-    assert sorted(p.name for p in (pacs / "1.2.3").iterdir()) == ["readme.txt"]
+    assert _left(pacs / "1.2.3") == [LOCK_NAME, "readme.txt"]
+
+
+def test_a_folder_no_fetch_has_marked_is_not_cleared(pacs, capsys):
+    """Pointing the cache at a user's own DICOM folders (<SeriesUID>/<SOPUID>.dcm) must delete nothing."""
+    (pacs / MARKER_NAME).unlink()
+    code, out = _run(capsys, "clear", "--only", "pacs")
+    assert code == 2 and "not made by napari-sam2" in out and MARKER_NAME in out
+    assert (pacs / "1.2.3" / "1.2.3.0.dcm").exists() and (pacs / "1.2.4" / "1.2.4.0.dcm").exists()
+
+
+def test_a_fetch_marks_its_cache_folder(tmp_path):
+    with lock_for(tmp_path / "cache" / "1.2.9"):
+        pass
+    assert (tmp_path / "cache" / MARKER_NAME).is_file()
 
 
 def test_engine_exports_are_shown_and_cleared_and_nothing_else(pacs, tmp_path, capsys):
