@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import inspect
 import threading
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
 from volume.session_parts import Progress, Unit, as_numpy
 from volume.tracks import Track
 
+if TYPE_CHECKING:  # volume.session imports this module
+    from volume.session import Session
+
 SliceCallback = Callable[[int, np.ndarray], Any]
 
 
-def sweep(session: Any, track: Track, units: list[Unit], cancel: Optional[threading.Event],
+def sweep(session: "Session", track: Track, units: list[Unit], cancel: Optional[threading.Event],
           on_slice: Optional[SliceCallback], counter: Progress) -> None:
     """One direction: objects join the sweep at their prompted slice and leave when they stop."""
     step = -1 if units and units[0].reverse else 1
@@ -66,7 +69,7 @@ def sweep(session: Any, track: Track, units: list[Unit], cancel: Optional[thread
             queue.pop(0).finished = True  # nothing to track from there (the scan's edge)
 
 
-def take_frame(session: Any, track: Track, frame_idx: int, obj_ids: list, mask_logits: Any, active: dict,
+def take_frame(session: "Session", track: Track, frame_idx: int, obj_ids: list, mask_logits: Any, active: dict,
                ids: set, step: int, counter: Progress) -> set[int]:
     """Record one yielded frame for the active objects; returns the slices whose labels changed."""
     scores = session._object_scores(track.state)
