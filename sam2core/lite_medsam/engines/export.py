@@ -30,7 +30,7 @@ from torch import nn
 
 from sam2core.lite_medsam.engines.factored_decoder import FactoredDecoderGraph
 
-EXPORT_VERSION = 2  # bump when the exported graphs change (2: the factored decoder graph)
+EXPORT_VERSION = 3  # bump when the exported graphs change (2: the factored decoder graph; 3: its first layer broadcast)
 ONNX_OPSET = 17
 ENCODER_FP32 = "encoder.fp32.onnx"
 DECODER_FP32 = "decoder.fp32.onnx"
