@@ -103,11 +103,9 @@ class CarryingPredictor:
             config = replace(config, **overrides)
         self.config = config
         self.embedding_store = embedding_store
+        self._signature: Optional[tuple[tuple, str]] = None  # (the model's engine and precision, store signature)
         if embedding_store is not None:
-            # The store's key needs the weights hash: worked out now (memoised per model), not on the first prompt.
-            from sam2core.predictor.embedding_store import model_signature
-
-            model_signature(image_model)
+            self._store_signature()  # a weights hash: worked out now, not on the first prompt
         self._encode_lock = threading.RLock()  # a background precompute and a prompt share the model
 
     # ------------------------------------------------------------------ state
@@ -194,9 +192,9 @@ class CarryingPredictor:
         if store is None:
             state["num_encoded"] += 1
             return self.model.encode_image(frame)
-        from sam2core.predictor.embedding_store import group_id, join_embedding, model_signature, split_embedding
+        from sam2core.predictor.embedding_store import group_id, join_embedding, split_embedding
 
-        signature = model_signature(self.model)  # each time: the model's engine or precision may have changed
+        signature = self._store_signature()
         key = store_key(signature, frame)
         embedding = store.get(key)
         if embedding is not None:
@@ -209,6 +207,16 @@ class CarryingPredictor:
         store.put(key, embedding, state["store_group"], frame_idx, state["num_frames"])
         tensor, meta = split_embedding(embedding)  # the same float16 numbers whether encoded now or stored
         return join_embedding(tensor.to(torch.float16).to(tensor.device), meta)
+
+    def _store_signature(self) -> str:
+        """The model's store signature, worked out again only when its engine or precision changed."""
+        from sam2core.predictor.embedding_store import model_signature
+
+        engine = (getattr(self.model, "engine", None),
+                  getattr(self.model, "engine_precision", getattr(self.model, "precision", None)))
+        if self._signature is None or self._signature[0] != engine:
+            self._signature = (engine, model_signature(self.model))
+        return self._signature[1]
 
     def _decode(self, embedding: Any, **prompts) -> tuple[torch.Tensor, torch.Tensor]:
         logits, iou = self.model.decode(embedding, **prompts)

@@ -141,3 +141,21 @@ def test_forgotten_weights_hash_sees_a_write_through_data():
     model.weight.data[0, 0] += 1.0  # bypasses the version counter
     forget_weights_hash(model)
     assert weights_hash(model) != first
+
+
+def test_a_model_reconfigured_after_its_predictor_was_built_stores_under_its_new_engine(tmp_path):
+    """Embeddings of different encoders never share a key: the signature follows the model's engine."""
+    from sam2core.predictor.carrying import CarryingPredictor
+    from sam2core.predictor.embedding_store import EmbeddingStore
+
+    model = ThresholdImageModel()
+    model.engine, model.engine_precision = "torch", "fp32"
+    predictor = CarryingPredictor(model, embedding_store=EmbeddingStore(tmp_path))
+    frames = torch.rand(2, 3, 32, 32)
+    state = predictor.init_state(frames)
+    assert predictor.encode_frame(state, 0)
+    model.engine = "openvino"  # e.g. configure_engine(model, "openvino") after the session was made
+    state = predictor.init_state(frames)
+    assert predictor.encode_frame(state, 0), "the torch embedding was reused for another engine"
+    state = predictor.init_state(frames)
+    assert not predictor.encode_frame(state, 0), "the same engine again: read from the store"
