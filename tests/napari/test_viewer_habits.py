@@ -68,7 +68,7 @@ def test_a_paint_stroke_is_sent_as_a_mask_correction(widget, qtbot, fake_session
 
 
 def test_a_run_ending_after_the_dock_was_deleted_touches_no_widget(widget, qtbot, fake_session):
-    fake_session.slice_seconds = 0.3
+    fake_session.slice_seconds = 1.0  # the run outlives the dock, and the connection below, on a loaded machine
     widget.objects.add_object()
     widget.ensure_prompt_layers().add_box(1, 0, 2, (3, 2), (8, 7))
     qtbot.waitUntil(lambda: hasattr(widget._worker, "finished"), timeout=60_000)  # the run started (not "loading")
