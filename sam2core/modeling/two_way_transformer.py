@@ -85,15 +85,19 @@ class TwoWayAttentionBlock(nn.Module):
         self.cross_attn_image_to_token = Attention(embedding_dim, num_heads, downsample_rate=attention_downsample_rate)
         self.skip_first_layer_pe = skip_first_layer_pe
 
-    def forward(
-        self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor, key_pe: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def token_self_attention(self, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
+        """The block's first step: prompt tokens attend to each other, then norm1."""
         if self.skip_first_layer_pe:
             queries = self.self_attn(q=queries, k=queries, v=queries)
         else:
             q = queries + query_pe
             queries = queries + self.self_attn(q=q, k=q, v=queries)
-        queries = self.norm1(queries)
+        return self.norm1(queries)
+
+    def forward(
+        self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor, key_pe: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        queries = self.token_self_attention(queries, query_pe)
 
         keys_with_pe = keys + key_pe
         queries = queries + self.cross_attn_token_to_image(q=queries + query_pe, k=keys_with_pe, v=keys)

@@ -83,12 +83,7 @@ def image_to_token(attn: Attention, image: torch.Tensor, keys: torch.Tensor, val
 def factored_block(block: TwoWayAttentionBlock, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor,
                    key_pe: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """`TwoWayAttentionBlock.forward`, its image-side projections factored (see the module docstring)."""
-    if block.skip_first_layer_pe:
-        queries = block.self_attn(q=queries, k=queries, v=queries)
-    else:
-        q = queries + query_pe
-        queries = queries + block.self_attn(q=q, k=q, v=queries)
-    queries = block.norm1(queries)
+    queries = block.token_self_attention(queries, query_pe)  # tokens only: nothing to factor
 
     keys_with_pe = keys + key_pe
     queries = block.norm2(queries + token_to_image(block.cross_attn_token_to_image, queries + query_pe,
