@@ -80,6 +80,7 @@ GRID = {
     "min_contrast": [0.0, 0.3, 0.5],
     "min_prompt_area": [0.0, 0.02, 0.05, 0.1],
     "min_overlap": [0.0, 0.25, 0.5],
+    "min_region_overlap": [0.0, 0.5, 0.75],
     "absent_slices": [1, 2, 3],
 }
 
@@ -237,7 +238,7 @@ def cmd_fit(args) -> int:
 
     data = {v: with_prompt_area(pickle.loads((args.cache / f"record-{v}.pkl").read_bytes())) for v in args.variants}
     names = [n for n in data[args.variants[0]] if all(n in d for d in data.values())]
-    rules = rules_of(GRID)
+    rules = rules_of({**GRID, "absent_slices": args.absent_slices})
     started = time.perf_counter()
     tables = {v: table([data[v][n] for n in names], rules) for v in args.variants}
     print(f"{len(rules)} rules x {len(args.variants)} variants on {len(names)} rows ({time.perf_counter() - started:.0f} s)")
@@ -290,6 +291,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--engine", default="auto", help="LiteMedSAM engine (pin one so runs share cached embeddings)")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--absent-slices", type=int, nargs="+", default=GRID["absent_slices"],
+                        help="absent_slices values the fit may choose (e.g. 2 3: one doubtful slice never ends an object)")
     parser.add_argument("--redo", action="store_true")
     parser.add_argument("--ceiling", action="store_true", help="record the ceiling again")
     args = parser.parse_args(argv)

@@ -17,14 +17,16 @@ import numpy as np
 
 # criterion -> (signal, how the threshold applies); every criterion is "signal > threshold"
 CRITERIA = ("min_iou", "iou_drop", "min_overlap", "min_area_ratio", "min_appearance", "min_appearance_core",
-            "min_likelihood", "min_contrast", "min_prompt_area")
+            "min_likelihood", "min_contrast", "min_prompt_area", "min_region_overlap")
 SIGNAL_OF = {"min_area_ratio": "area_ratio", "min_appearance": "appearance",
              "min_appearance_core": "appearance_core", "min_likelihood": "likelihood", "min_contrast": "contrast",
-             "min_prompt_area": "prompt_area"}
+             "min_prompt_area": "prompt_area", "min_region_overlap": "region_overlap"}
 OFF = {"min_iou": 0.0, "iou_drop": 1.0, "min_area_ratio": 0.0, "min_appearance": 0.0, "min_appearance_core": 0.0,
-       "min_likelihood": -np.inf, "min_contrast": 0.0, "min_prompt_area": 0.0}  # each criterion's "off" value
+       "min_likelihood": -np.inf, "min_contrast": 0.0, "min_prompt_area": 0.0,
+       "min_region_overlap": 0.0}  # each criterion's "off" value
 # a signal missing from a recording counts as `presence_score` counts it (appearance, area_ratio: always there)
-MISSING = {"appearance_core": 1.0, "likelihood": 0.0, "contrast": 1.0, "prompt_area": 1.0}
+MISSING = {"appearance_core": 1.0, "likelihood": 0.0, "contrast": 1.0, "prompt_area": 1.0, "region_overlap": 1.0}
+SKIPPED_WHEN_OFF = ("min_prompt_area", "min_region_overlap")
 MIN_OVERLAP = 0.5  # CarryConfig.min_overlap's default, where a rule does not give one
 MIN_AREA_PX = 4  # CarryConfig.min_area_px (not fitted)
 
@@ -67,8 +69,8 @@ def _present(row: dict, slices: list[int], rules: list[dict]) -> np.ndarray:
     for criterion, name in SIGNAL_OF.items():
         values = signal(name, MISSING.get(name, np.inf))
         # `presence_score` compares every criterion (a -inf threshold always holds) but skips
-        # min_prompt_area when it is off (<= 0)
-        off = (lambda t: t == -np.inf or t <= 0) if criterion == "min_prompt_area" else (lambda t: t == -np.inf)
+        # min_prompt_area and min_region_overlap when they are off (<= 0)
+        off = (lambda t: t == -np.inf or t <= 0) if criterion in SKIPPED_WHEN_OFF else (lambda t: t == -np.inf)
         keep &= _per_rule([r.get(criterion, OFF[criterion]) for r in rules],
                           lambda t: np.ones_like(base) if off(t) else values > t)
     return keep

@@ -59,7 +59,8 @@ class CarryConfig:
     min_iou: float = 0.0  # gone below this predicted IoU (0: off) ...
     iou_drop: float = 1.0  # ... or this far below its recent median (1: off)
     iou_history: int = 3  # frames in that median
-    min_overlap: float = 0.5  # fraction of the raw new mask inside the dilated prev mask
+    min_overlap: float = 0.5  # fraction of the raw new mask kept (inside the dilated prev mask, past the gate)
+    min_region_overlap: float = 0.0  # fraction of the raw new mask inside the dilated prev mask (0: off)
     min_area_ratio: float = 0.3  # new area / prev area; below: gone (0: off)
     min_appearance: float = 0.5  # new mask's object posterior / the prompted mask's; below: gone
     min_appearance_core: float = 0.0  # the same on the mask's core (edge pixels eroded); below: gone (0: off)
@@ -283,6 +284,7 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
         "expected_iou": float("nan") if expected_iou is None else float(expected_iou),
         "area_ratio": new_area / max(area, 1),
         "overlap": new_area / max(raw_area, 1),
+        "region_overlap": int(((local > 0) & shape_allowed).sum()) / max(raw_area, 1),
         "area_px": float(new_area),
         "agreement": float(np.mean([mask_dice(masks[0], m) for m in masks[1:]])) if len(masks) > 1 else 1.0,
     }
@@ -348,6 +350,8 @@ def presence_score(signals: dict, config: CarryConfig) -> float:
         (signals.get("contrast", 1.0) - config.min_contrast) * 10.0,
         float(new_area - config.min_area_px),
     ]
+    if config.min_region_overlap > 0:
+        margins.append((signals.get("region_overlap", 1.0) - config.min_region_overlap) * 10.0)
     if config.min_prompt_area > 0:
         margins.append((signals.get("prompt_area", 1.0) - config.min_prompt_area) * 100.0)
     if any(m != m for m in margins):  # a NaN signal is not evidence of presence (as in the fit's grid)
