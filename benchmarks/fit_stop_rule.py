@@ -80,7 +80,7 @@ GRID = {
     "min_contrast": [0.0, 0.3, 0.5],
     "min_prompt_area": [0.0, 0.02, 0.05, 0.1],
     "min_overlap": [0.0, 0.25, 0.5],
-    "min_region_overlap": [0.0, 0.5, 0.75],
+    "min_region_overlap": [0.0, 0.5, 0.75],  # region_overlap >= overlap: at or below min_overlap it cuts nothing
     "absent_slices": [1, 2, 3],
 }
 
@@ -291,8 +291,9 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--engine", default="auto", help="LiteMedSAM engine (pin one so runs share cached embeddings)")
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--absent-slices", type=int, nargs="+", default=GRID["absent_slices"],
-                        help="absent_slices values the fit may choose (e.g. 2 3: one doubtful slice never ends an object)")
+    parser.add_argument("--absent-slices", type=int, nargs="+", default=GRID["absent_slices"], choices=range(1, 6),
+                        help="absent_slices values the fit may choose "
+                             "(e.g. 2 3: one doubtful slice never ends an object)")
     parser.add_argument("--redo", action="store_true")
     parser.add_argument("--ceiling", action="store_true", help="record the ceiling again")
     args = parser.parse_args(argv)

@@ -60,7 +60,7 @@ class CarryConfig:
     iou_drop: float = 1.0  # ... or this far below its recent median (1: off)
     iou_history: int = 3  # frames in that median
     min_overlap: float = 0.5  # fraction of the raw new mask kept (inside the dilated prev mask, past the gate)
-    min_region_overlap: float = 0.0  # fraction of the raw new mask inside the dilated prev mask (0: off)
+    min_region_overlap: float = 0.0  # ... inside the dilated prev mask, before the gate (0: off; 1 without dilation)
     min_area_ratio: float = 0.3  # new area / prev area; below: gone (0: off)
     min_appearance: float = 0.5  # new mask's object posterior / the prompted mask's; below: gone
     min_appearance_core: float = 0.0  # the same on the mask's core (edge pixels eroded); below: gone (0: off)
@@ -275,7 +275,8 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
             best = (value, candidate, local, mask, candidate_iou)
     _, candidate, local, mask, iou = best
     raw_area = int((candidate - config.mask_threshold > 0).sum())
-    judged = ((local > 0) & shape_allowed) if config.signals_before_gate else mask
+    in_region = (local > 0) & shape_allowed  # the model's mask inside the dilated prev mask, before the gate
+    judged = in_region if config.signals_before_gate else mask
     logits = torch.full_like(candidate, NO_OBJECT_LOGIT)
     logits[rows, cols] = torch.where(allowed, local, torch.full_like(local, NO_OBJECT_LOGIT))
     new_area = int(mask.sum())
@@ -284,7 +285,7 @@ def carry_mask(model: Any, embedding: Any, prev: torch.Tensor, config: CarryConf
         "expected_iou": float("nan") if expected_iou is None else float(expected_iou),
         "area_ratio": new_area / max(area, 1),
         "overlap": new_area / max(raw_area, 1),
-        "region_overlap": int(((local > 0) & shape_allowed).sum()) / max(raw_area, 1),
+        "region_overlap": int(in_region.sum()) / max(raw_area, 1),
         "area_px": float(new_area),
         "agreement": float(np.mean([mask_dice(masks[0], m) for m in masks[1:]])) if len(masks) > 1 else 1.0,
     }

@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from sam2core.predictor.carry_rule import AppearanceModel, CarryConfig, carry_mask
+from sam2core.predictor.carry_rule import AppearanceModel, CarryConfig, carry_mask, presence_score
 from tests.sam2core import _carry_rule_reference as reference
 
 
@@ -117,6 +117,10 @@ def test_carry_mask_equals_the_full_frame_rule(case, config):
             want = reference.carry_mask(model, None, prev, cfg, expected_iou=expected_iou, plane=plane,
                                         appearance=oracle_appearance if with_appearance else None)
             _same(got, want)
+            # region_overlap (newer than the oracle): the share before the gate, so never below overlap
+            assert got.signals["region_overlap"] >= want.signals["overlap"]
+            if not with_appearance or cfg.appearance_gate == 0:
+                assert got.signals["region_overlap"] == want.signals["overlap"]
 
 
 def test_a_mask_filling_the_frame_and_candidates_empty_inside_the_allowed_region():
@@ -136,7 +140,7 @@ def test_a_mask_filling_the_frame_and_candidates_empty_inside_the_allowed_region
 
 def test_region_overlap_counts_the_raw_mask_inside_the_dilated_previous_mask_before_the_gate():
     # previous mask: a 10x10 square; the model's mask: that square (bright) plus a 10x10 leak far away (bright)
-    # and a 10x10 strip next to it inside the allowed region but dark (the appearance gate drops it)
+    # and a 10x1 column next to it inside the allowed region but dark (the appearance gate drops it)
     plane = torch.full((64, 64), 0.2)
     prev = torch.zeros((64, 64), dtype=torch.bool)
     prev[20:30, 20:30] = True
@@ -145,7 +149,6 @@ def test_region_overlap_counts_the_raw_mask_inside_the_dilated_previous_mask_bef
     logits = torch.full((64, 64), -10.0)
     logits[20:30, 20:31] = 10.0  # the object and one dark column inside the dilated region (radius 2)
     logits[45:55, 45:55] = 10.0  # a leak outside it
-    plane[45:55, 45:55] = 0.8
     model = _FixedModel(logits[None].repeat(3, 1, 1), torch.full((3,), 0.9))
     signals = carry_mask(model, None, prev, CarryConfig(), plane=plane, appearance=appearance).signals
     raw = 110 + 100
@@ -155,10 +158,9 @@ def test_region_overlap_counts_the_raw_mask_inside_the_dilated_previous_mask_bef
 
 
 def test_min_region_overlap_is_off_by_default_and_judges_absent_below_it():
-    from sam2core.predictor.carry_rule import presence_score
-
     signals = {"iou": 0.9, "overlap": 0.6, "region_overlap": 0.6, "area_ratio": 1.0, "appearance": 1.0,
                "area_px": 100.0, "prompt_area": 1.0}
     assert presence_score(signals, CarryConfig()) > 0
+    assert presence_score({**signals, "region_overlap": float("nan")}, CarryConfig()) > 0  # off: not even read
     assert presence_score(signals, CarryConfig(min_region_overlap=0.75)) < 0
     assert presence_score({**signals, "region_overlap": 0.8}, CarryConfig(min_region_overlap=0.75)) > 0
