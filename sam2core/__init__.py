@@ -12,7 +12,7 @@ _EXPORTS = {
     "build_model": "sam2core.build",
     "load_model": "sam2core.build",
     "LazyFrames": "sam2core.frames",
-    "VideoPredictor": "sam2core.video_predictor",
+    "VideoPredictor": "sam2core.predictor.video",
     "CarryingPredictor": "sam2core.predictor.carrying",
     "CarryConfig": "sam2core.predictor.carry_rule",
     "make_predictor": "sam2core.build",

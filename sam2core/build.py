@@ -108,6 +108,6 @@ def make_predictor(model: torch.nn.Module, **options):
         from sam2core.predictor.carrying import CarryingPredictor
 
         return CarryingPredictor(model, **options)
-    from sam2core.video_predictor import VideoPredictor
+    from sam2core.predictor.video import VideoPredictor
 
     return VideoPredictor(model, **options)
