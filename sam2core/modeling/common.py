@@ -1,4 +1,4 @@
-"""Small layers shared by the SAM-family modules: channel LayerNorm, MLPs."""
+"""Small layers shared by the SAM-family modules: channel LayerNorm, MLPs, token/map layout helpers."""
 
 from __future__ import annotations
 
@@ -72,3 +72,13 @@ def activation_fn(name: str):
     if name not in table:
         raise ValueError(f"unknown activation {name!r}; expected one of {sorted(table)}")
     return table[name]
+
+
+def flat_to_map(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """Sequence-first `(H*W, B, C)` -> `(B, C, H, W)`."""
+    return x.permute(1, 2, 0).reshape(x.size(1), x.size(2), *hw)
+
+
+def map_to_flat(x: torch.Tensor) -> torch.Tensor:
+    """`(B, C, H, W)` -> sequence-first `(H*W, B, C)`."""
+    return x.flatten(2).permute(2, 0, 1)

@@ -15,7 +15,8 @@ What a predictor uses (all as in the official class):
   "pred_masks", "pred_masks_high_res", "obj_ptr", "object_score_logits",
   "maskmem_features", "maskmem_pos_enc"}.
 - `_encode_new_memory(...)`, `_apply_non_overlapping_constraints(masks)`, `_use_mask_as_output`,
-  `_forward_sam_heads`, `_prepare_memory_conditioned_features`.
+  `_forward_sam_heads`, `_prepare_memory_conditioned_features` (the memory methods are
+  inherited from `Sam2MemoryMixin` in `sam2_memory.py`).
 - Attributes: `image_size`, `num_maskmem`, `hidden_dim`, `mem_dim`, `max_obj_ptrs_in_encoder`,
   `memory_temporal_stride_for_eval`, `non_overlap_masks_for_mem_enc`,
   `use_mask_input_as_output_without_sam`, `binarize_mask_from_pts_for_mem_enc`,
@@ -30,13 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sam2core.modeling.common import MLP
+from sam2core.modeling.common import MLP, flat_to_map, map_to_flat
 from sam2core.modeling.image_encoder import build_image_encoder
 from sam2core.modeling.mask_decoder import MaskDecoder
 from sam2core.modeling.memory_attention import MemoryAttention, MemoryAttentionLayer, RoPEAttention
 from sam2core.modeling.memory_encoder import CXBlock, Fuser, MaskDownSampler, MemoryEncoder
-from sam2core.modeling.position_encoding import PositionEmbeddingSine, get_1d_sine_pe
+from sam2core.modeling.position_encoding import PositionEmbeddingSine
 from sam2core.modeling.prompt_encoder import PromptEncoder
+from sam2core.modeling.sam2_memory import Sam2MemoryMixin
 from sam2core.modeling.two_way_transformer import TwoWayTransformer
 
 # Mask logit written where the object-score head says the object is absent.
@@ -79,36 +81,11 @@ _OPTION_NAMES = (
 )
 
 
-def select_closest_cond_frames(frame_idx: int, cond_frame_outputs: dict, max_cond_frame_num: int) -> tuple[dict, dict]:
-    """Split conditioning frames into (used, unused): at most `max_cond_frame_num` (-1: all), nearest in time.
+class SAM2Model(Sam2MemoryMixin, nn.Module):
+    """SAM 2 / SAM 2.1 / MedSAM2 built from a `Sam2Config` (official `SAM2Base` state-dict keys).
 
-    The nearest one before `frame_idx` and the nearest at/after it are always used when present.
+    The memory read/write methods come from `Sam2MemoryMixin` (sam2_memory.py).
     """
-    if max_cond_frame_num == -1 or len(cond_frame_outputs) <= max_cond_frame_num:
-        return cond_frame_outputs, {}
-    if max_cond_frame_num < 2:
-        raise ValueError("max_cond_frames_in_attn must be -1 or at least 2")
-    chosen: dict = {}
-    before = [t for t in cond_frame_outputs if t < frame_idx]
-    after = [t for t in cond_frame_outputs if t >= frame_idx]
-    if before:
-        chosen[max(before)] = cond_frame_outputs[max(before)]
-    if after:
-        chosen[min(after)] = cond_frame_outputs[min(after)]
-    rest = sorted((t for t in cond_frame_outputs if t not in chosen), key=lambda t: abs(t - frame_idx))
-    for t in rest[: max_cond_frame_num - len(chosen)]:
-        chosen[t] = cond_frame_outputs[t]
-    unused = {t: v for t, v in cond_frame_outputs.items() if t not in chosen}
-    return chosen, unused
-
-
-def _flat_to_map(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    """Sequence-first `(H*W, B, C)` -> `(B, C, H, W)`."""
-    return x.permute(1, 2, 0).reshape(x.size(1), x.size(2), *hw)
-
-
-class SAM2Model(nn.Module):
-    """SAM 2 / SAM 2.1 / MedSAM2 built from a `Sam2Config` (official `SAM2Base` state-dict keys)."""
 
     is_image_model = False
 
@@ -252,8 +229,8 @@ class SAM2Model(nn.Module):
         feature_maps = fpn[-self.num_feature_levels :]
         pos_maps = pos[-self.num_feature_levels :]
         feat_sizes = [(x.shape[-2], x.shape[-1]) for x in pos_maps]
-        vision_feats = [x.flatten(2).permute(2, 0, 1) for x in feature_maps]
-        vision_pos_embeds = [x.flatten(2).permute(2, 0, 1) for x in pos_maps]
+        vision_feats = [map_to_flat(x) for x in feature_maps]
+        vision_pos_embeds = [map_to_flat(x) for x in pos_maps]
         return backbone_out, vision_feats, vision_pos_embeds, feat_sizes
 
     # ----------------------------------------------------------------- SAM heads
@@ -370,176 +347,6 @@ class SAM2Model(nn.Module):
             obj_ptr = self._blend_no_obj_ptr(obj_ptr, presence)
         return low_res_masks, high_res_masks, ious, low_res_masks, high_res_masks, obj_ptr, object_score_logits
 
-    # ----------------------------------------------------------------- memory
-    def _memory_frame_indices(self, frame_idx: int, track_in_reverse: bool) -> list[tuple[int, int]]:
-        """(t_pos, frame index) of the non-conditioning memories to read, t_pos = 1 (oldest) .. num_maskmem-1 (previous frame)."""
-        stride = 1 if self.training else self.memory_temporal_stride_for_eval
-        picks = []
-        for t_pos in range(1, self.num_maskmem):
-            frames_back = self.num_maskmem - t_pos
-            if frames_back == 1:
-                prev = frame_idx + 1 if track_in_reverse else frame_idx - 1
-            elif not track_in_reverse:
-                # The others lie on multiples of `stride` before the previous frame.
-                prev = ((frame_idx - 2) // stride) * stride - (frames_back - 2) * stride
-            else:
-                prev = -(-(frame_idx + 2) // stride) * stride + (frames_back - 2) * stride
-            picks.append((t_pos, prev))
-        return picks
-
-    def _object_pointer_tokens(
-        self,
-        frame_idx: int,
-        selected_cond_outputs: dict,
-        unselected_cond_outputs: dict,
-        output_dict: dict,
-        num_frames: Optional[int],
-        track_in_reverse: bool,
-        batch: int,
-        device: torch.device,
-    ) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
-        """Object pointers of conditioning and recent frames with their temporal encodings, `(N, B, mem_dim)` each."""
-        max_ptrs = self.max_obj_ptrs_in_encoder if num_frames is None else min(num_frames, self.max_obj_ptrs_in_encoder)
-        sign = -1 if track_in_reverse else 1
-        if not self.training and self.only_obj_ptrs_in_the_past_for_eval:
-            ptr_cond = {
-                t: out for t, out in selected_cond_outputs.items() if (t >= frame_idx if track_in_reverse else t <= frame_idx)
-            }
-        else:
-            ptr_cond = selected_cond_outputs
-        positions, ptrs = [], []
-        for t, out in ptr_cond.items():
-            positions.append((frame_idx - t) * sign if self.use_signed_tpos_enc_to_obj_ptrs else abs(frame_idx - t))
-            ptrs.append(out["obj_ptr"])
-        for t_diff in range(1, max_ptrs):
-            t = frame_idx + t_diff if track_in_reverse else frame_idx - t_diff
-            if t < 0 or (num_frames is not None and t >= num_frames):
-                break
-            out = output_dict["non_cond_frame_outputs"].get(t, unselected_cond_outputs.get(t))
-            if out is not None:
-                positions.append(t_diff)
-                ptrs.append(out["obj_ptr"])
-        if not ptrs:
-            return None
-
-        c = self.hidden_dim
-        obj_ptrs = torch.stack(ptrs, dim=0)  # (N, B, C)
-        if self.add_tpos_enc_to_obj_ptrs:
-            t_diff_max = max_ptrs - 1
-            tpos_dim = c if self.proj_tpos_enc_in_obj_ptrs else self.mem_dim
-            pos = torch.tensor(positions, device=device, dtype=torch.float32) / t_diff_max
-            obj_pos = self.obj_ptr_tpos_proj(get_1d_sine_pe(pos, dim=tpos_dim))
-            obj_pos = obj_pos.unsqueeze(1).expand(-1, batch, self.mem_dim)
-        else:
-            obj_pos = obj_ptrs.new_zeros(len(positions), batch, self.mem_dim)
-        if self.mem_dim < c:
-            # Each C-dim pointer becomes C / mem_dim tokens of the memory width.
-            split = c // self.mem_dim
-            obj_ptrs = obj_ptrs.reshape(-1, batch, split, self.mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
-            obj_pos = obj_pos.repeat_interleave(split, dim=0)
-        return obj_ptrs, obj_pos
-
-    def _prepare_memory_conditioned_features(
-        self,
-        frame_idx: int,
-        is_init_cond_frame: bool,
-        current_vision_feats: list[torch.Tensor],
-        current_vision_pos_embeds: list[torch.Tensor],
-        feat_sizes: list[tuple[int, int]],
-        output_dict: dict,
-        num_frames: Optional[int],
-        track_in_reverse: bool = False,
-    ) -> torch.Tensor:
-        """Fuse the current frame's top-level features with the memory bank -> `(B, C, H, W)`."""
-        feats = current_vision_feats[-1]  # (H*W, B, C)
-        batch = feats.size(1)
-        hw = tuple(feat_sizes[-1])
-        device = feats.device
-        if self.num_maskmem == 0:
-            return _flat_to_map(feats, hw)
-
-        num_obj_ptr_tokens = 0
-        if is_init_cond_frame:
-            if self.directly_add_no_mem_embed:
-                return _flat_to_map(feats + self.no_mem_embed, hw)
-            memory_parts = [self.no_mem_embed.expand(1, batch, self.mem_dim)]
-            memory_pos_parts = [self.no_mem_pos_enc.expand(1, batch, self.mem_dim)]
-        else:
-            cond_outputs = output_dict["cond_frame_outputs"]
-            if not cond_outputs:
-                raise ValueError(f"frame {frame_idx} is not a conditioning frame but output_dict has no conditioning frame")
-            selected, unselected = select_closest_cond_frames(frame_idx, cond_outputs, self.max_cond_frames_in_attn)
-            entries = [(0, out) for out in selected.values()]
-            for t_pos, prev_idx in self._memory_frame_indices(frame_idx, track_in_reverse):
-                out = output_dict["non_cond_frame_outputs"].get(prev_idx)
-                if out is None:
-                    out = unselected.get(prev_idx)
-                entries.append((t_pos, out))
-
-            memory_parts, memory_pos_parts = [], []
-            for t_pos, prev in entries:
-                if prev is None:
-                    continue
-                memory_parts.append(prev["maskmem_features"].to(device, non_blocking=True).flatten(2).permute(2, 0, 1))
-                pos = prev["maskmem_pos_enc"][-1].to(device).flatten(2).permute(2, 0, 1)
-                memory_pos_parts.append(pos + self.maskmem_tpos_enc[self.num_maskmem - t_pos - 1])
-
-            if self.use_obj_ptrs_in_encoder:
-                pointer_tokens = self._object_pointer_tokens(
-                    frame_idx, selected, unselected, output_dict, num_frames, track_in_reverse, batch, device
-                )
-                if pointer_tokens is not None:
-                    memory_parts.append(pointer_tokens[0])
-                    memory_pos_parts.append(pointer_tokens[1])
-                    num_obj_ptr_tokens = pointer_tokens[0].shape[0]
-
-        memory = torch.cat(memory_parts, dim=0)
-        memory_pos = torch.cat(memory_pos_parts, dim=0)
-        fused = self.memory_attention(
-            curr=current_vision_feats[-1:],
-            curr_pos=current_vision_pos_embeds[-1:],
-            memory=memory,
-            memory_pos=memory_pos,
-            num_obj_ptr_tokens=num_obj_ptr_tokens,
-            feat_hw=hw,
-        )
-        return _flat_to_map(fused, hw)
-
-    def _apply_non_overlapping_constraints(self, pred_masks: torch.Tensor) -> torch.Tensor:
-        """Keep each pixel only for the highest-scoring object: others are clamped to at most -10."""
-        if pred_masks.size(0) == 1:
-            return pred_masks
-        winner = torch.argmax(pred_masks, dim=0, keepdim=True)
-        objects = torch.arange(pred_masks.size(0), device=pred_masks.device)[:, None, None, None]
-        return torch.where(winner == objects, pred_masks, torch.clamp(pred_masks, max=-10.0))
-
-    def _encode_new_memory(
-        self,
-        current_vision_feats: list[torch.Tensor],
-        feat_sizes: list[tuple[int, int]],
-        pred_masks_high_res: torch.Tensor,
-        object_score_logits: torch.Tensor,
-        is_mask_from_pts: bool,
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Memory features `(B, mem_dim, H, W)` and their position encodings `[(B, mem_dim, H, W)]`."""
-        pix_feat = _flat_to_map(current_vision_feats[-1], tuple(feat_sizes[-1]))
-        if self.non_overlap_masks_for_mem_enc and not self.training:
-            pred_masks_high_res = self._apply_non_overlapping_constraints(pred_masks_high_res)
-        if self.binarize_mask_from_pts_for_mem_enc and is_mask_from_pts and not self.training:
-            mask_for_mem = (pred_masks_high_res > 0).float()
-        else:
-            mask_for_mem = torch.sigmoid(pred_masks_high_res)
-        if self.sigmoid_scale_for_mem_enc != 1.0:
-            mask_for_mem = mask_for_mem * self.sigmoid_scale_for_mem_enc
-        if self.sigmoid_bias_for_mem_enc != 0.0:
-            mask_for_mem = mask_for_mem + self.sigmoid_bias_for_mem_enc
-        encoded = self.memory_encoder(pix_feat, mask_for_mem, skip_mask_sigmoid=True)
-        features, pos_enc = encoded["vision_features"], encoded["vision_pos_enc"]
-        if self.no_obj_embed_spatial is not None:
-            absent = 1 - (object_score_logits > 0).float()  # (B, 1)
-            features = features + (absent[..., None, None] * self.no_obj_embed_spatial[..., None, None]).to(features.dtype)
-        return features, pos_enc
-
     # ----------------------------------------------------------------- one tracking step
     def _use_multimask(self, is_init_cond_frame: bool, point_inputs: Optional[dict]) -> bool:
         """Multimask output on the first click(s) of a conditioning frame (or while tracking, if enabled)."""
@@ -550,28 +357,34 @@ class SAM2Model(nn.Module):
             and self.multimask_min_pt_num <= num_pts <= self.multimask_max_pt_num
         )
 
-    def _track_step(
+    def track_step(
         self,
-        frame_idx,
-        is_init_cond_frame,
-        current_vision_feats,
-        current_vision_pos_embeds,
-        feat_sizes,
-        point_inputs,
-        mask_inputs,
-        output_dict,
-        num_frames,
-        track_in_reverse,
-        prev_sam_mask_logits,
-    ):
-        """Masks for one frame: -> (current_out, sam_outputs, high_res_features, pix_feat)."""
+        frame_idx: int,
+        is_init_cond_frame: bool,
+        current_vision_feats: list[torch.Tensor],
+        current_vision_pos_embeds: list[torch.Tensor],
+        feat_sizes: list[tuple[int, int]],
+        point_inputs: Optional[dict],
+        mask_inputs: Optional[torch.Tensor],
+        output_dict: dict,
+        num_frames: Optional[int],
+        track_in_reverse: bool = False,
+        run_mem_encoder: bool = True,
+        prev_sam_mask_logits: Optional[torch.Tensor] = None,
+    ) -> dict:
+        """Segment one frame from its prompts and the memory in `output_dict`; optionally encode its memory.
+
+        Returns {"point_inputs", "mask_inputs", "pred_masks" (B, 1, S/4, S/4),
+        "pred_masks_high_res" (B, 1, S, S), "obj_ptr" (B, C), "object_score_logits" (B, 1)
+        (eval only), "maskmem_features", "maskmem_pos_enc"}.
+        """
         current_out = {"point_inputs": point_inputs, "mask_inputs": mask_inputs}
         if len(current_vision_feats) > 1:
-            high_res_features = [_flat_to_map(x, tuple(s)) for x, s in zip(current_vision_feats[:-1], feat_sizes[:-1])]
+            high_res_features = [flat_to_map(x, tuple(s)) for x, s in zip(current_vision_feats[:-1], feat_sizes[:-1])]
         else:
             high_res_features = None
         if mask_inputs is not None and self.use_mask_input_as_output_without_sam:
-            pix_feat = _flat_to_map(current_vision_feats[-1], tuple(feat_sizes[-1]))
+            pix_feat = flat_to_map(current_vision_feats[-1], tuple(feat_sizes[-1]))
             sam_outputs = self._use_mask_as_output(pix_feat, high_res_features, mask_inputs)
         else:
             pix_feat = self._prepare_memory_conditioned_features(
@@ -596,19 +409,13 @@ class SAM2Model(nn.Module):
                 high_res_features=high_res_features,
                 multimask_output=self._use_multimask(is_init_cond_frame, point_inputs),
             )
-        return current_out, sam_outputs, high_res_features, pix_feat
-
-    def _encode_memory_in_output(
-        self,
-        current_vision_feats,
-        feat_sizes,
-        point_inputs,
-        run_mem_encoder,
-        high_res_masks,
-        object_score_logits,
-        current_out,
-    ) -> None:
-        """Add "maskmem_features" / "maskmem_pos_enc" (None when not run) to `current_out`."""
+        _, _, _, low_res_masks, high_res_masks, obj_ptr, object_score_logits = sam_outputs
+        current_out["pred_masks"] = low_res_masks
+        current_out["pred_masks_high_res"] = high_res_masks
+        current_out["obj_ptr"] = obj_ptr
+        if not self.training:
+            current_out["object_score_logits"] = object_score_logits
+        features, pos_enc = None, None
         if run_mem_encoder and self.num_maskmem > 0:
             features, pos_enc = self._encode_new_memory(
                 current_vision_feats=current_vision_feats,
@@ -617,59 +424,6 @@ class SAM2Model(nn.Module):
                 object_score_logits=object_score_logits,
                 is_mask_from_pts=point_inputs is not None,
             )
-            current_out["maskmem_features"] = features
-            current_out["maskmem_pos_enc"] = pos_enc
-        else:
-            current_out["maskmem_features"] = None
-            current_out["maskmem_pos_enc"] = None
-
-    def track_step(
-        self,
-        frame_idx: int,
-        is_init_cond_frame: bool,
-        current_vision_feats: list[torch.Tensor],
-        current_vision_pos_embeds: list[torch.Tensor],
-        feat_sizes: list[tuple[int, int]],
-        point_inputs: Optional[dict],
-        mask_inputs: Optional[torch.Tensor],
-        output_dict: dict,
-        num_frames: Optional[int],
-        track_in_reverse: bool = False,
-        run_mem_encoder: bool = True,
-        prev_sam_mask_logits: Optional[torch.Tensor] = None,
-    ) -> dict:
-        """Segment one frame from its prompts and the memory in `output_dict`; optionally encode its memory.
-
-        Returns {"point_inputs", "mask_inputs", "pred_masks" (B, 1, S/4, S/4),
-        "pred_masks_high_res" (B, 1, S, S), "obj_ptr" (B, C), "object_score_logits" (B, 1)
-        (eval only), "maskmem_features", "maskmem_pos_enc"}.
-        """
-        current_out, sam_outputs, _, _ = self._track_step(
-            frame_idx,
-            is_init_cond_frame,
-            current_vision_feats,
-            current_vision_pos_embeds,
-            feat_sizes,
-            point_inputs,
-            mask_inputs,
-            output_dict,
-            num_frames,
-            track_in_reverse,
-            prev_sam_mask_logits,
-        )
-        _, _, _, low_res_masks, high_res_masks, obj_ptr, object_score_logits = sam_outputs
-        current_out["pred_masks"] = low_res_masks
-        current_out["pred_masks_high_res"] = high_res_masks
-        current_out["obj_ptr"] = obj_ptr
-        if not self.training:
-            current_out["object_score_logits"] = object_score_logits
-        self._encode_memory_in_output(
-            current_vision_feats,
-            feat_sizes,
-            point_inputs,
-            run_mem_encoder,
-            high_res_masks,
-            object_score_logits,
-            current_out,
-        )
+        current_out["maskmem_features"] = features  # (B, mem_dim, H, W) or None
+        current_out["maskmem_pos_enc"] = pos_enc  # [(B, mem_dim, H, W)] or None
         return current_out
