@@ -23,6 +23,7 @@ from sam2core.modeling.memory_attention import MemoryAttention
 from sam2core.modeling.memory_encoder import MemoryEncoder
 from sam2core.modeling.position_encoding import get_1d_sine_pe
 
+
 def select_closest_cond_frames(frame_idx: int, cond_frame_outputs: dict, max_cond_frame_num: int) -> tuple[dict, dict]:
     """Split conditioning frames into (used, unused): at most `max_cond_frame_num` (-1: all), nearest in time.
 
