@@ -120,8 +120,22 @@ def record_row(item, model, variant: str) -> dict:
         pred = (out.full_logits() > 0).numpy()
         t = np.take(target, s, axis=axis)
         rows[s] = {"inter": int((pred & t).sum()), "pred": int(pred.sum()), "signals": dict(out.signals)}
+    skip = {}  # each slice carried from two back, as the session does after a doubted slice (`lookback`)
+    state = session.predictor_state(1)
+    for s in sorted(outputs):
+        step = 1 if s > seed else -1
+        if abs(s - seed) < 2 or (s - step) not in outputs:
+            continue
+        held = outputs.pop(s - step)
+        try:
+            out = session.predictor._track(state, 1, s, step)
+        finally:
+            outputs[s - step] = held
+        pred = (out.full_logits() > 0).numpy()
+        t = np.take(target, s, axis=axis)
+        skip[s] = {"inter": int((pred & t).sum()), "pred": int(pred.sum()), "signals": dict(out.signals)}
     return {"name": item.name, "source": item.source, "group": item.group, "seed": seed, "window": window, "cap": cap,
-            "t_area": t_area, "slices": rows, "seconds": seconds, "num_slices": n}
+            "t_area": t_area, "slices": rows, "skip": skip, "seconds": seconds, "num_slices": n}
 
 
 def record_ceiling(item, model) -> dict:
@@ -168,18 +182,27 @@ def cmd_record(args) -> int:
 
 
 # ------------------------------------------------------------------------ fitting
-def cut_extent(row: dict, rule: dict) -> tuple[int, int]:
-    """First and last slice kept when `rule` stops each direction at its first absent run."""
+def cut_extent(row: dict, rule: dict, used: list | None = None) -> tuple[int, int]:
+    """First and last slice kept when `rule` stops each direction at its first absent run.
+
+    Replays the session's `lookback` where the row has skip records: a slice whose predecessor
+    was absent and the one before present is judged on `row["skip"]` (carried from two back);
+    such slices inside the kept range are appended to `used`."""
     from sam2core.predictor.carry_rule import CarryConfig, presence_score
     from stop_rule_grid import OFF
 
     config = replace(CarryConfig(), **{**OFF, **{k: v for k, v in rule.items() if k != "absent_slices"}})
     seed, n, k = row["seed"], row["num_slices"], rule["absent_slices"]
-    ends = []
+    skip = row.get("skip") or {}
+    ends, skipped = [], []
     for step in (-1, 1):
         last_kept, run, s = seed, 0, seed + step
+        before, before2 = True, True  # the seed is present
         while 0 <= s < n and s in row["slices"]:
             slice_row = row["slices"][s]
+            if s in skip and not before and before2:
+                slice_row = skip[s]
+                skipped.append(s)
             present = slice_row["pred"] > 0 and presence_score(slice_row["signals"], config) > 0
             if present:
                 last_kept, run = s, 0
@@ -187,8 +210,11 @@ def cut_extent(row: dict, rule: dict) -> tuple[int, int]:
                 run += 1
                 if run >= k:
                     break
+            before2, before = before, present
             s += step
         ends.append(last_kept)
+    if used is not None:
+        used.extend(s for s in skipped if ends[0] <= s <= ends[1])
     return ends[0], ends[1]
 
 
@@ -197,6 +223,16 @@ def row_dice(row: dict, first: int, last: int) -> float:
     pred = sum(row["slices"][s]["pred"] for s in range(first, last + 1) if s in row["slices"])
     total = int(row["t_area"].sum())
     return 2.0 * inter / max(pred + total, 1)
+
+
+def replay_dice(row: dict, first: int, last: int, used: list) -> float:
+    """`row_dice` with the slices in `used` counted from their skip records (`cut_extent`)."""
+    inter = sum(row["slices"][s]["inter"] for s in range(first, last + 1) if s in row["slices"])
+    pred = sum(row["slices"][s]["pred"] for s in range(first, last + 1) if s in row["slices"])
+    for s in used:
+        inter += row["skip"][s]["inter"] - row["slices"][s]["inter"]
+        pred += row["skip"][s]["pred"] - row["slices"][s]["pred"]
+    return 2.0 * inter / max(pred + int(row["t_area"].sum()), 1)
 
 
 def ceiling_dice(row: dict) -> float:

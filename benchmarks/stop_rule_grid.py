@@ -96,14 +96,47 @@ def _kept_count(present: np.ndarray, absent_slices: np.ndarray) -> np.ndarray:
     return last + 1
 
 
+def _replayed(row: dict, slices: list[int], rules: list[dict], present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`(present, from_skip)` with the session's `lookback` replayed where the recording has skip records.
+
+    The session carries a slice whose predecessor was doubted from the slice before that (when
+    that one was present): `row["skip"][s]` records slice s carried so. Used when slice s-1
+    (in the direction of travel) is absent and s-2 present (or the seed); the slices after it
+    keep the recording's values (first-order: they were carried from s's other mask)."""
+    skip = row.get("skip") or {}
+    has = np.array([s in skip for s in slices], dtype=bool)
+    if not has.any():
+        return present, np.zeros_like(present)
+    skipped = _present({**row, "slices": {s: skip.get(s, row["slices"][s]) for s in slices}}, slices, rules)
+    out, used = present.copy(), np.zeros_like(present)
+    before, before2 = np.ones(len(rules), dtype=bool), np.ones(len(rules), dtype=bool)  # the seed is present
+    for j in range(len(slices)):
+        if has[j]:
+            use = ~before & before2
+            used[:, j] = use
+            out[:, j] = np.where(use, skipped[:, j], present[:, j])
+        before2, before = before, out[:, j]
+    return out, used
+
+
 def evaluate(row: dict, rules: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per rule: (3D Dice, first kept slice, last kept slice, max end error in slices)."""
     absent = np.array([r["absent_slices"] for r in rules])
     ends = []
+    correction_inter = np.zeros(len(rules))
+    correction_pred = np.zeros(len(rules))
     for step in (-1, 1):
         slices = _direction(row, step)
-        count = _kept_count(_present(row, slices, rules), absent)
+        present, used = _replayed(row, slices, rules, _present(row, slices, rules))
+        count = _kept_count(present, absent)
         ends.append(row["seed"] + step * count)
+        if used.any():  # kept slices carried from two back count the skip record's overlap
+            kept_used = used & (np.arange(len(slices))[None, :] < count[:, None])
+            skip = row["skip"]
+            diff_inter = np.array([skip[s]["inter"] - row["slices"][s]["inter"] if s in skip else 0 for s in slices])
+            diff_pred = np.array([skip[s]["pred"] - row["slices"][s]["pred"] if s in skip else 0 for s in slices])
+            correction_inter += kept_used @ diff_inter
+            correction_pred += kept_used @ diff_pred
     first, last = ends
     n = row["num_slices"]
     inter = np.zeros(n + 1)
@@ -113,8 +146,8 @@ def evaluate(row: dict, rules: list[dict]) -> tuple[np.ndarray, np.ndarray, np.n
         pred[s + 1] = values["pred"]
     inter, pred = np.cumsum(inter), np.cumsum(pred)
     total = float(np.asarray(row["t_area"]).sum())
-    got_inter = inter[last + 1] - inter[first]
-    got_pred = pred[last + 1] - pred[first]
+    got_inter = inter[last + 1] - inter[first] + correction_inter
+    got_pred = pred[last + 1] - pred[first] + correction_pred
     dice = 2.0 * got_inter / np.maximum(got_pred + total, 1.0)
     held = np.flatnonzero(np.asarray(row["t_area"]) > 0)
     error = np.maximum(np.abs(first - held[0]), np.abs(last - held[-1]))

@@ -68,3 +68,44 @@ def test_signals_missing_from_a_recording_count_as_the_live_rule_counts_them():
     _, first, last, _ = stop_rule_grid.evaluate(row, rules)
     for i, rule in enumerate(rules):
         assert (int(first[i]), int(last[i])) == fit_stop_rule.cut_extent(row, rule), rule
+
+
+def _with_skip_records(row: dict, seed: int) -> dict:
+    """Add skip records (each slice carried from two back): other signals and overlap counts."""
+    rng = np.random.default_rng(100 + seed)
+    skip = {}
+    for s, values in row["slices"].items():
+        if abs(s - row["seed"]) >= 2:
+            signals = {k: (v + rng.normal(0, 0.2) if isinstance(v, float) and k != "expected_iou" else v)
+                       for k, v in values["signals"].items()}
+            pred = int(rng.integers(0, 140))
+            skip[s] = {"inter": min(pred, values["inter"] + int(rng.integers(0, 20))), "pred": pred,
+                       "signals": {**signals, "area_px": float(pred)}}
+    return {**row, "skip": skip}
+
+
+def test_grid_replays_lookback_like_the_slice_by_slice_walk():
+    grid = {"min_appearance": [0.0, 0.6, 0.8], "min_prompt_area": [0.0, 0.2], "min_overlap": [0.0, 0.8],
+            "absent_slices": [1, 2, 3]}
+    rules = stop_rule_grid.rules_of(grid)
+    replayed_somewhere = False
+    for seed in range(4):
+        row = _with_skip_records(_recorded_row(seed), seed)
+        dice, first, last, _ = stop_rule_grid.evaluate(row, rules)
+        for i, rule in enumerate(rules):
+            used: list = []
+            assert (int(first[i]), int(last[i])) == fit_stop_rule.cut_extent(row, rule, used), rule
+            want = fit_stop_rule.replay_dice(row, int(first[i]), int(last[i]), used)
+            assert abs(dice[i] - want) < 1e-12, rule
+            replayed_somewhere |= bool(used)
+    assert replayed_somewhere  # the synthetic rows do exercise the skip records
+
+
+def test_skip_records_change_the_cut_only_after_an_absent_slice():
+    row = _recorded_row(0)
+    rules = [{"min_appearance": 0.6, "absent_slices": 2}]
+    plain = stop_rule_grid.evaluate(row, rules)
+    # skip records identical to the normal ones change nothing
+    same = {**row, "skip": {s: v for s, v in row["slices"].items() if abs(s - row["seed"]) >= 2}}
+    for a, b in zip(plain, stop_rule_grid.evaluate(same, rules)):
+        assert np.array_equal(a, b)
