@@ -101,7 +101,7 @@ def test_grid_replays_lookback_like_the_slice_by_slice_walk():
     assert replayed_somewhere  # the synthetic rows do exercise the skip records
 
 
-def test_skip_records_change_the_cut_only_after_an_absent_slice():
+def test_skip_records_equal_to_the_recording_change_nothing():
     row = _recorded_row(0)
     rules = [{"min_appearance": 0.6, "absent_slices": 2}]
     plain = stop_rule_grid.evaluate(row, rules)
