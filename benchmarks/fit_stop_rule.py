@@ -3,11 +3,14 @@
 Step 1, `record`: every dev-set row is carried from one tight reference box on its middle
 slice with the stop rule OFF (`CarryConfig(stop=False)`), through the real `Session`, to the
 volume's ends. For every carried slice it keeps the stop rule's signals and the overlap
-counts of the carried mask with the reference (|P ∩ T|, |P|, |T|), plus the ceiling (the
-reference box on every slice). Slice embeddings are cached on disk (`--cache`).
+counts of the carried mask with the reference (|P ∩ T|, |P|, |T|), the same for the slice
+carried from two back (`skip`: what the session does after a doubted slice, `lookback`), plus
+the ceiling (the reference box on every slice). Slice embeddings are cached on disk (`--cache`).
 
 Step 2, `fit`: a stop rule (thresholds + `absent_slices`) cuts each direction at its first
-run of `absent_slices` absent slices; 3D Dice follows from the counts. Thresholds are chosen
+run of `absent_slices` absent slices, judging a slice whose predecessor is absent (and the one
+before present) on its skip record (the session's `lookback`, to first order: the slices after
+it keep the recorded path); 3D Dice follows from the counts. Thresholds are chosen
 on a grid to maximise the mean Dice over rows, once on all rows (in-sample) and once per
 left-out source on the three others (cross-validated); both are printed.
 
@@ -95,7 +98,8 @@ def carry_config(variant: str):
 
 
 def record_row(item, model, variant: str) -> dict:
-    """Carry one row with the stop rule off; per slice: signals and overlap counts."""
+    """Carry one row with the stop rule off; per slice: signals and overlap counts, and the same
+    for the slice carried from two back (`skip`)."""
     from volume import Session
 
     scan, target = read_case(item)
@@ -122,20 +126,23 @@ def record_row(item, model, variant: str) -> dict:
         rows[s] = {"inter": int((pred & t).sum()), "pred": int(pred.sum()), "signals": dict(out.signals)}
     skip = {}  # each slice carried from two back, as the session does after a doubted slice (`lookback`)
     state = session.predictor_state(1)
-    for s in sorted(outputs):
+    lookback = session.predictor.config.lookback
+    for s in sorted(outputs) if lookback >= 2 else []:
         step = 1 if s > seed else -1
         if abs(s - seed) < 2 or (s - step) not in outputs:
             continue
-        held = outputs.pop(s - step)
+        # hide the slice in between, and the other direction's slices (the session carries forward
+        # first: a forward slice never sees backward outputs in its predicted-IoU history)
+        hidden = {f: outputs.pop(f) for f in list(outputs) if f == s - step or (step == 1 and f < seed)}
         try:
             out = session.predictor._track(state, 1, s, step)
         finally:
-            outputs[s - step] = held
+            outputs.update(hidden)
         pred = (out.full_logits() > 0).numpy()
         t = np.take(target, s, axis=axis)
         skip[s] = {"inter": int((pred & t).sum()), "pred": int(pred.sum()), "signals": dict(out.signals)}
     return {"name": item.name, "source": item.source, "group": item.group, "seed": seed, "window": window, "cap": cap,
-            "t_area": t_area, "slices": rows, "skip": skip, "seconds": seconds, "num_slices": n}
+            "t_area": t_area, "slices": rows, "skip": skip, "lookback": lookback, "seconds": seconds, "num_slices": n}
 
 
 def record_ceiling(item, model) -> dict:
@@ -194,7 +201,7 @@ def cut_extent(row: dict, rule: dict, used: list | None = None) -> tuple[int, in
     config = replace(CarryConfig(), **{**OFF, **{k: v for k, v in rule.items() if k != "absent_slices"}})
     seed, n, k = row["seed"], row["num_slices"], rule["absent_slices"]
     skip = row.get("skip") or {}
-    ends, skipped = [], []
+    ends, judged_on_skip = [], []
     for step in (-1, 1):
         last_kept, run, s = seed, 0, seed + step
         before, before2 = True, True  # the seed is present
@@ -202,7 +209,7 @@ def cut_extent(row: dict, rule: dict, used: list | None = None) -> tuple[int, in
             slice_row = row["slices"][s]
             if s in skip and not before and before2:
                 slice_row = skip[s]
-                skipped.append(s)
+                judged_on_skip.append(s)
             present = slice_row["pred"] > 0 and presence_score(slice_row["signals"], config) > 0
             if present:
                 last_kept, run = s, 0
@@ -214,7 +221,7 @@ def cut_extent(row: dict, rule: dict, used: list | None = None) -> tuple[int, in
             s += step
         ends.append(last_kept)
     if used is not None:
-        used.extend(s for s in skipped if ends[0] <= s <= ends[1])
+        used.extend(s for s in judged_on_skip if ends[0] <= s <= ends[1])
     return ends[0], ends[1]
 
 
@@ -263,9 +270,12 @@ def with_prompt_area(rows: dict) -> dict:
     counts at the model's frame resolution, the same ratio up to resampling)."""
     for row in rows.values():
         seed_area = max(row["slices"][row["seed"]]["pred"], 1)
-        for s, values in row["slices"].items():
+        for s, values in [*row["slices"].items(), *(row.get("skip") or {}).items()]:
             if s != row["seed"] and "prompt_area" not in values["signals"]:
                 values["signals"]["prompt_area"] = values["pred"] / seed_area
+        if row.get("skip") and row.get("lookback", 2) != 2:
+            raise ValueError(f"{row['name']}: skip records replay lookback 2; this row was carried with "
+                             f"lookback {row['lookback']}: record it again")
     return rows
 
 
@@ -280,9 +290,12 @@ def cmd_fit(args) -> int:
     print(f"{len(rules)} rules x {len(args.variants)} variants on {len(names)} rows ({time.perf_counter() - started:.0f} s)")
     variant, index, value = best_rule(tables, names)
     rule = rules[index]
-    for n in names:  # the grid's cuts are the slice-by-slice rule's
-        cut = tuple(int(e[index]) for e in tables[variant][n][1:3])
-        assert cut == cut_extent(data[variant][n], rule), f"{n}: grid cut {cut} differs from the slice-by-slice cut"
+    for n in names:  # the grid's cuts and Dice are the slice-by-slice rule's
+        dice, first, last, _ = (e[index] for e in tables[variant][n])
+        used: list = []
+        cut = (int(first), int(last))
+        assert cut == cut_extent(data[variant][n], rule, used), f"{n}: grid cut {cut} differs from the walk's"
+        assert abs(dice - replay_dice(data[variant][n], *cut, used)) < 1e-9, f"{n}: grid Dice differs from the walk's"
     print(f"in-sample best ({len(names)} rows): variant {variant}, rule {rule}, mean Dice {value:.3f}")
     source_of = {n: data[variant][n]["source"] for n in names}
     cv = {}

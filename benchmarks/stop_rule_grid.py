@@ -6,6 +6,9 @@ rule keeps a slice when every criterion holds (`carry_rule.presence_score` > 0) 
 direction at its first run of `absent_slices` slices that fail. Evaluating the grid as
 `(rules, slices)` boolean arrays makes leave-one-source-out fits over tens of thousands of
 rules take seconds; `fit_stop_rule.cut_extent` is the slice-by-slice reference it must equal.
+A row may hold `skip` records (each slice carried from two back): a slice whose predecessor is
+absent and the one before present is judged on its skip record, as the session's `lookback`
+does, to first order (the slices after it keep the recorded path).
 """
 
 from __future__ import annotations
@@ -97,24 +100,24 @@ def _kept_count(present: np.ndarray, absent_slices: np.ndarray) -> np.ndarray:
 
 
 def _replayed(row: dict, slices: list[int], rules: list[dict], present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`(present, from_skip)` with the session's `lookback` replayed where the recording has skip records.
+    """`(present, used)` with the session's `lookback` replayed where the recording has skip records.
 
     The session carries a slice whose predecessor was doubted from the slice before that (when
     that one was present): `row["skip"][s]` records slice s carried so. Used when slice s-1
     (in the direction of travel) is absent and s-2 present (or the seed); the slices after it
     keep the recording's values (first-order: they were carried from s's other mask)."""
     skip = row.get("skip") or {}
-    has = np.array([s in skip for s in slices], dtype=bool)
-    if not has.any():
+    has_skip = np.array([s in skip for s in slices], dtype=bool)
+    if not has_skip.any():
         return present, np.zeros_like(present)
-    skipped = _present({**row, "slices": {s: skip.get(s, row["slices"][s]) for s in slices}}, slices, rules)
+    skip_present = _present({**row, "slices": {s: skip.get(s, row["slices"][s]) for s in slices}}, slices, rules)
     out, used = present.copy(), np.zeros_like(present)
     before, before2 = np.ones(len(rules), dtype=bool), np.ones(len(rules), dtype=bool)  # the seed is present
     for j in range(len(slices)):
-        if has[j]:
+        if has_skip[j]:
             use = ~before & before2
             used[:, j] = use
-            out[:, j] = np.where(use, skipped[:, j], present[:, j])
+            out[:, j] = np.where(use, skip_present[:, j], present[:, j])
         before2, before = before, out[:, j]
     return out, used
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -109,3 +110,44 @@ def test_skip_records_equal_to_the_recording_change_nothing():
     same = {**row, "skip": {s: v for s, v in row["slices"].items() if abs(s - row["seed"]) >= 2}}
     for a, b in zip(plain, stop_rule_grid.evaluate(same, rules)):
         assert np.array_equal(a, b)
+
+
+def _hand_row(normal: dict, skipped: dict) -> dict:
+    """Seed 10 of 21 slices (object on all); per slice appearance on its normal and skip record."""
+    def record(appearance: float) -> dict:
+        return {"inter": 50, "pred": 100, "signals": {"iou": 0.9, "expected_iou": np.nan, "overlap": 1.0,
+                                                     "area_ratio": 1.0, "area_px": 100.0, "appearance": appearance}}
+    slices = {s: record(normal.get(s, 0.9)) for s in range(21)}
+    skip = {s: {**record(skipped.get(s, 0.9)), "inter": 90} for s in range(21) if abs(s - 10) >= 2}
+    return {"name": "hand", "seed": 10, "num_slices": 21, "t_area": np.full(21, 100), "slices": slices, "skip": skip}
+
+
+RULE = {**stop_rule_grid.OFF, "min_overlap": 0.0, "min_appearance": 0.5, "absent_slices": 2}
+
+
+def _cut(row: dict, rule: dict) -> tuple[int, int, float, list]:
+    dice, first, last, _ = stop_rule_grid.evaluate(row, [rule])
+    used: list = []
+    assert (int(first[0]), int(last[0])) == fit_stop_rule.cut_extent(row, rule, used)
+    return int(first[0]), int(last[0]), float(dice[0]), sorted(used)
+
+
+def test_a_slice_after_one_doubted_slice_is_judged_as_carried_from_two_back():
+    # forward: 11 doubted; 12 absent as recorded (carried from 11) but present carried from 10
+    # backward, mirrored: 9 doubted, 8 present only from 10
+    row = _hand_row(normal={11: 0.2, 12: 0.2, 9: 0.2, 8: 0.2}, skipped={12: 0.9, 8: 0.9})
+    first, last, dice, used = _cut(row, RULE)
+    assert (first, last) == (0, 20) and used == [8, 12]
+    plain = {**row, "skip": {}}
+    assert _cut(plain, RULE)[:2] == (10, 10)  # without the replay both directions end at once
+    # the kept skip records' overlap counts: 90 instead of 50 on slices 8 and 12
+    assert dice == pytest.approx(2 * (21 * 50 + 2 * 40) / (21 * 100 + 21 * 100))
+
+
+def test_after_two_doubted_slices_the_next_is_carried_from_the_last_one_as_recorded():
+    rule = {**RULE, "absent_slices": 3}
+    # 11 and 12 doubted (12 on its skip record too); 13 present only from two back: the session
+    # has no present slice within lookback 2 there, so it carries 13 from 12 (the normal record)
+    row = _hand_row(normal={11: 0.2, 12: 0.2, 13: 0.2}, skipped={12: 0.2, 13: 0.9})
+    first, last, _, used = _cut(row, rule)
+    assert last == 10 and used == []
