@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -225,15 +226,8 @@ def cut_extent(row: dict, rule: dict, used: list | None = None) -> tuple[int, in
     return ends[0], ends[1]
 
 
-def row_dice(row: dict, first: int, last: int) -> float:
-    inter = sum(row["slices"][s]["inter"] for s in range(first, last + 1) if s in row["slices"])
-    pred = sum(row["slices"][s]["pred"] for s in range(first, last + 1) if s in row["slices"])
-    total = int(row["t_area"].sum())
-    return 2.0 * inter / max(pred + total, 1)
-
-
-def replay_dice(row: dict, first: int, last: int, used: list) -> float:
-    """`row_dice` with the slices in `used` counted from their skip records (`cut_extent`)."""
+def row_dice(row: dict, first: int, last: int, used: Iterable[int] = ()) -> float:
+    """3D Dice of the slices first..last; those in `used` counted from their skip records (`cut_extent`)."""
     inter = sum(row["slices"][s]["inter"] for s in range(first, last + 1) if s in row["slices"])
     pred = sum(row["slices"][s]["pred"] for s in range(first, last + 1) if s in row["slices"])
     for s in used:
@@ -295,7 +289,7 @@ def cmd_fit(args) -> int:
         used: list = []
         cut = (int(first), int(last))
         assert cut == cut_extent(data[variant][n], rule, used), f"{n}: grid cut {cut} differs from the walk's"
-        assert abs(dice - replay_dice(data[variant][n], *cut, used)) < 1e-9, f"{n}: grid Dice differs from the walk's"
+        assert abs(dice - row_dice(data[variant][n], *cut, used)) < 1e-9, f"{n}: grid Dice differs from the walk's"
     print(f"in-sample best ({len(names)} rows): variant {variant}, rule {rule}, mean Dice {value:.3f}")
     source_of = {n: data[variant][n]["source"] for n in names}
     cv = {}

@@ -96,7 +96,7 @@ def test_grid_replays_lookback_like_the_slice_by_slice_walk():
         for i, rule in enumerate(rules):
             used: list = []
             assert (int(first[i]), int(last[i])) == fit_stop_rule.cut_extent(row, rule, used), rule
-            want = fit_stop_rule.replay_dice(row, int(first[i]), int(last[i]), used)
+            want = fit_stop_rule.row_dice(row, int(first[i]), int(last[i]), used)
             assert abs(dice[i] - want) < 1e-12, rule
             replayed_somewhere |= bool(used)
     assert replayed_somewhere  # the synthetic rows do exercise the skip records
