@@ -43,6 +43,7 @@ def fake_session(monkeypatch):
     FakeSession.instances = []
     FakeSession.slice_seconds = 0.02
     FakeSession.fail_with = None
+    FakeSession.hold = None
     monkeypatch.setattr(volume, "Session", FakeSession, raising=False)
     monkeypatch.setattr("napari_sam2.widget.model_panel.load_model", lambda choice: FakeModel())
     return FakeSession

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class FakeSession:
 
     slice_seconds = 0.02
     fail_with: "Exception | None" = None  # set to make propagate raise
+    hold: "threading.Event | None" = None  # set to make add_box wait until the test releases it
     instances: list = []
 
     def __init__(self, scan, model, axis="axial", window="auto", device=None, **_):
@@ -43,6 +45,8 @@ class FakeSession:
         FakeSession.instances.append(self)
 
     def add_box(self, obj_id, slice_index, box):
+        if self.hold is not None and not self.hold.wait(timeout=60):
+            raise TimeoutError("the test never released FakeSession.hold")
         self.boxes.append((obj_id, int(slice_index), tuple(box)))
 
     def add_points(self, obj_id, points_zyx, labels):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -68,7 +70,7 @@ def test_a_paint_stroke_is_sent_as_a_mask_correction(widget, qtbot, fake_session
 
 
 def test_a_run_ending_after_the_dock_was_deleted_touches_no_widget(widget, qtbot, fake_session):
-    fake_session.slice_seconds = 1.0  # the run outlives the dock, and the connection below, on a loaded machine
+    fake_session.hold = threading.Event()  # the prompt run waits in add_box until the dock is gone
     widget.objects.add_object()
     widget.ensure_prompt_layers().add_box(1, 0, 2, (3, 2), (8, 7))
     qtbot.waitUntil(lambda: hasattr(widget._worker, "finished"), timeout=60_000)  # the run started (not "loading")
@@ -77,4 +79,6 @@ def test_a_run_ending_after_the_dock_was_deleted_touches_no_widget(widget, qtbot
     widget.viewer.window.remove_dock_widget("all")
     widget.deleteLater()
     qtbot.waitUntil(lambda: not widget._dock_alive(), timeout=10_000)
+    assert not ended  # the run is still held
+    fake_session.hold.set()
     qtbot.waitUntil(lambda: bool(ended), timeout=60_000)  # pytest-qt fails the test on any exception in a slot
