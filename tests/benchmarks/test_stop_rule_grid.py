@@ -151,3 +151,24 @@ def test_after_two_doubted_slices_the_next_is_carried_from_the_last_one_as_recor
     row = _hand_row(normal={11: 0.2, 12: 0.2, 13: 0.2}, skipped={12: 0.2, 13: 0.9})
     first, last, _, used = _cut(row, rule)
     assert last == 10 and used == []
+
+
+def _tables(dice_by_rule: list[list[float]], error_by_rule: list[list[int]]) -> dict:
+    """One variant; rows r0, r1, ...: (dice, first, last, end error) arrays over the rules."""
+    dice, error = np.array(dice_by_rule, dtype=float).T, np.array(error_by_rule).T  # (rows, rules)
+    zeros = np.zeros(dice.shape[1])
+    return {"v": {f"r{i}": (dice[i], zeros, zeros, error[i]) for i in range(dice.shape[0])}}
+
+
+def test_min_ends_share_picks_the_best_dice_among_rules_that_find_the_ends():
+    # rule 0: best Dice, one end of two found; rule 1: both found, less Dice; rule 2: both found, least Dice
+    tables = _tables([[0.9, 0.9], [0.8, 0.7], [0.6, 0.6]], [[0, 5], [2, 1], [0, 0]])
+    assert fit_stop_rule.best_rule(tables, ["r0", "r1"])[1] == 0
+    variant, index, mean = fit_stop_rule.best_rule(tables, ["r0", "r1"], min_ends_share=0.8)
+    assert (variant, index, mean) == ("v", 1, pytest.approx(0.75))
+    assert fit_stop_rule.best_rule(tables, ["r0"], min_ends_share=0.8)[1] == 0  # on r0 alone rule 0 finds the ends
+
+
+def test_min_ends_share_no_rule_reaches_falls_back_to_the_best_dice():
+    tables = _tables([[0.9, 0.9], [0.8, 0.7]], [[0, 5], [3, 4]])
+    assert fit_stop_rule.best_rule(tables, ["r0", "r1"], min_ends_share=1.0)[1] == 0
