@@ -170,5 +170,15 @@ def test_min_ends_share_picks_the_best_dice_among_rules_that_find_the_ends():
 
 
 def test_min_ends_share_no_rule_reaches_falls_back_to_the_best_dice():
-    tables = _tables([[0.9, 0.9], [0.8, 0.7]], [[0, 5], [3, 4]])
-    assert fit_stop_rule.best_rule(tables, ["r0", "r1"], min_ends_share=1.0)[1] == 0
+    tables = _tables([[0.8, 0.7], [0.9, 0.9]], [[0, 5], [3, 4]])
+    assert not fit_stop_rule.reaches_ends_share(tables, ["r0", "r1"], 1.0)
+    assert fit_stop_rule.best_rule(tables, ["r0", "r1"], min_ends_share=1.0) == ("v", 1, pytest.approx(0.9))
+
+
+def test_min_ends_share_holds_across_variants():
+    # variant a: best Dice, no rule finds both ends; variant b: one rule does
+    a = _tables([[0.9, 0.9]], [[5, 5]])["v"]
+    b = _tables([[0.5, 0.5], [0.6, 0.6]], [[5, 5], [0, 1]])["v"]
+    tables = {"a": a, "b": b}
+    assert fit_stop_rule.best_rule(tables, ["r0", "r1"])[0] == "a"
+    assert fit_stop_rule.best_rule(tables, ["r0", "r1"], min_ends_share=0.8) == ("b", 1, pytest.approx(0.6))

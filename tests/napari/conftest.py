@@ -46,4 +46,6 @@ def fake_session(monkeypatch):
     FakeSession.hold = None
     monkeypatch.setattr(volume, "Session", FakeSession, raising=False)
     monkeypatch.setattr("napari_sam2.widget.model_panel.load_model", lambda choice: FakeModel())
-    return FakeSession
+    yield FakeSession
+    if FakeSession.hold is not None:  # a test that failed while holding a run: let its worker go
+        FakeSession.hold.set()

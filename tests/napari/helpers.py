@@ -45,7 +45,8 @@ class FakeSession:
         FakeSession.instances.append(self)
 
     def add_box(self, obj_id, slice_index, box):
-        if self.hold is not None and not self.hold.wait(timeout=60):
+        hold = self.hold
+        if hold is not None and not hold.wait(timeout=60):
             raise TimeoutError("the test never released FakeSession.hold")
         self.boxes.append((obj_id, int(slice_index), tuple(box)))
 
