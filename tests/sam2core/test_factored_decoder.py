@@ -97,3 +97,36 @@ def test_exported_graph_equals_predict_masks_for_points_and_mask_prompts(model, 
     assert masks.shape == tuple(ref_masks.shape)
     assert np.abs(masks - ref_masks.numpy()).max() <= 1e-4 * scale
     assert np.abs(iou - ref_iou.numpy()).max() <= 1e-4 * max(float(ref_iou.abs().max()), 1.0)
+
+
+@pytest.mark.parametrize("prompt", ["boxes", "points", "box+mask", "box multimask"])
+def test_torch_decoding_with_the_factored_graph_equals_the_decoder_as_written(model, prompt):
+    from sam2core.lite_medsam.model import ImageEmbedding
+
+    torch.manual_seed(1)
+    frame = torch.rand(3, 96, 128)
+    embedding = model.encode_image(frame)
+    embedding = ImageEmbedding(torch.randn_like(embedding.features), embedding.geometry)  # features of any image
+
+    def run():
+        if prompt == "boxes":
+            return model.decode_batch(embedding, [[10, 12, 60, 70], [20, 5, 120, 90], [0, 0, 127, 95]])
+        if prompt == "points":
+            return model.decode(embedding, points=[[30, 40], [90, 20]], labels=[1, 0])
+        if prompt == "box+mask":
+            mask = torch.zeros(96, 128)
+            mask[20:60, 30:90] = 8.0
+            return model.decode(embedding, box=[25, 15, 95, 65], mask_input=mask - 4.0)
+        return model.decode(embedding, box=[25, 15, 95, 65], multimask=True)
+
+    assert model.factored_decoder  # the default
+    with torch.no_grad():
+        logits, iou = run()
+        model.factored_decoder = False
+        try:
+            ref_logits, ref_iou = run()
+        finally:
+            model.factored_decoder = True
+    assert logits.shape == ref_logits.shape and iou.shape == ref_iou.shape
+    assert (logits - ref_logits).abs().max() <= RELATIVE_TOLERANCE * ref_logits.abs().max()
+    assert (iou - ref_iou).abs().max() <= RELATIVE_TOLERANCE * max(ref_iou.abs().max(), 1.0)
