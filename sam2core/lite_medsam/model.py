@@ -276,7 +276,8 @@ class LiteMedSAM(nn.Module):
             all_masks, all_iou = self.backend.decode(features, sparse, dense)
             keep = slice(1, None) if multimask else slice(0, 1)
             return all_masks[:, keep], all_iou[:, keep]
-        if self.factored_decoder and not self.mask_decoder.dynamic_multimask_via_stability:
+        if self.factored_decoder and not self.mask_decoder.dynamic_multimask_via_stability \
+                and features.shape[0] in (1, sparse.shape[0]):  # else the decoder as written repeats prompts
             from sam2core.lite_medsam.engines.factored_decoder import FactoredDecoderGraph
 
             # the engines' decoder graph, in torch: the same function with the image-side projections

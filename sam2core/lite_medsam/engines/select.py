@@ -32,7 +32,7 @@ PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")
 AUTO_CHOICE_FILE = "auto_choice.json"
 MEASURE_BOXES = 3  # the carrying predictor decodes 3 candidate boxes per object per slice
 MEASURE_ROUNDS = 3  # interleaved rounds over the candidates; each candidate's best round counts
-MEASURE_VERSION = 4  # part of the cache key: choices measured by an older method are measured again
+MEASURE_VERSION = 5  # part of the cache key: choices measured by an older method are measured again
 
 
 def installed_engines() -> list[str]:
