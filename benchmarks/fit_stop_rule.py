@@ -123,9 +123,7 @@ def record_row(item, model, variant: str) -> dict:
     t_area = np.array([int(np.take(target, s, axis=axis).sum()) for s in range(n)])
     rows = {}
     for s, out in outputs.items():
-        pred = (out.full_logits() > 0).numpy()
-        t = np.take(target, s, axis=axis)
-        rows[s] = {"inter": int((pred & t).sum()), "pred": int(pred.sum()), "signals": dict(out.signals)}
+        rows[s] = _slice_counts(out, np.take(target, s, axis=axis))
     skip = {}  # each slice carried from two back, as the session does after a doubted slice (`lookback`)
     state = session.predictor_state(1)
     lookback = session.predictor.config.lookback
@@ -140,11 +138,15 @@ def record_row(item, model, variant: str) -> dict:
             out = session.predictor._track(state, 1, s, step)
         finally:
             outputs.update(hidden)
-        pred = (out.full_logits() > 0).numpy()
-        t = np.take(target, s, axis=axis)
-        skip[s] = {"inter": int((pred & t).sum()), "pred": int(pred.sum()), "signals": dict(out.signals)}
+        skip[s] = _slice_counts(out, np.take(target, s, axis=axis))
     return {"name": item.name, "source": item.source, "group": item.group, "seed": seed, "window": window, "cap": cap,
             "t_area": t_area, "slices": rows, "skip": skip, "lookback": lookback, "seconds": seconds, "num_slices": n}
+
+
+def _slice_counts(out, target_plane: np.ndarray) -> dict:
+    """A carried slice's overlap counts with the reference plane, and its stop-rule signals."""
+    pred = (out.full_logits() > 0).numpy()
+    return {"inter": int((pred & target_plane).sum()), "pred": int(pred.sum()), "signals": dict(out.signals)}
 
 
 def record_ceiling(item, model) -> dict:
@@ -311,10 +313,11 @@ def cmd_fit(args) -> int:
         cut = (int(first), int(last))
         assert cut == cut_extent(data[variant][n], rule, used), f"{n}: grid cut {cut} differs from the walk's"
         assert abs(dice - row_dice(data[variant][n], *cut, used)) < 1e-9, f"{n}: grid Dice differs from the walk's"
-    def chosen_how(rows: list[str]) -> str:
+
+    def chosen_how(rows: list[str], among: dict = tables) -> str:
         if args.min_ends_share <= 0:
             return ""
-        if reaches_ends_share(tables, rows, args.min_ends_share):
+        if reaches_ends_share(among, rows, args.min_ends_share):
             return f" (among rules with both ends within {ENDS_WITHIN} slices on >= {args.min_ends_share:.0%} of its rows)"
         return f" (no rule reaches {args.min_ends_share:.0%} of its rows with both ends found: best Dice of all rules)"
 
@@ -348,7 +351,7 @@ def cmd_fit(args) -> int:
           f"{sum(v[1] <= ENDS_WITHIN for v in cv.values())}/{len(names)}; rows stopped by the recording cap: {capped}")
     for v in args.variants:
         _, i, mean = best_rule({v: tables[v]}, names, args.min_ends_share)
-        print(f"variant {v}: best in-sample mean {mean:.3f} with {rules[i]}{chosen_how(names)}")
+        print(f"variant {v}: best in-sample mean {mean:.3f} with {rules[i]}{chosen_how(names, {v: tables[v]})}")
     return 0
 
 
