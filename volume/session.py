@@ -460,6 +460,42 @@ class Session:
         after = [p for p in prompted if p > s]
         return ((s + after[0]) // 2, True) if after else (hi, high_given)
 
+    def _held_span(self, obj: int) -> tuple[int, int]:
+        """Slices where `obj` is there for sure: between its outermost prompts, widened to the
+        ends of its extent that the user gave."""
+        prompted = self._prompts[obj]
+        lo, hi = self._extents.get(obj, (0, self.num_slices - 1))
+        low_given, high_given = self._extent_given.get(obj, (False, False))
+        return (lo if low_given else min(prompted)), (hi if high_given else max(prompted))
+
+    def _hold_spans(self) -> None:
+        """Tell the predictor where each object is there for sure (carrying never dies there)."""
+        setter = getattr(self.predictor, "set_held_range", None)
+        for obj, prompted in self._prompts.items():
+            if setter is not None and prompted:
+                setter(self._track_of(obj).state, obj, *self._held_span(obj))
+
+    def _seed_slices(self) -> dict[int, set[int]]:
+        """Slices whose masks seed the 3D clean-up: the prompted ones, and inside a held span the
+        ends of each run of slices holding the object (a run carried on past an empty slice is
+        the object too, though not connected to the prompt)."""
+        others = tuple(a for a in range(3) if a != self.slicing_axis)
+        seeds = {}
+        for obj, prompted in self._prompts.items():
+            seeds[obj] = set(prompted)
+            if not prompted:
+                continue
+            lo, hi = self._held_span(obj)
+            if hi - lo < 2:
+                continue
+            index: list = [slice(None)] * 3
+            index[self.slicing_axis] = slice(lo, hi + 1)
+            holding = (self._raw[tuple(index)] == obj).any(axis=others)  # (hi - lo + 1,)
+            before = np.concatenate([[False], holding[:-1]])
+            after = np.concatenate([holding[1:], [False]])
+            seeds[obj] |= {lo + int(i) for i in np.flatnonzero(holding & (~before | ~after))}
+        return seeds
+
     def propagate(self, progress: Optional[ProgressCallback] = None,
                   cancel: Optional[threading.Event] = None,
                   on_slice: Optional[SliceCallback] = None,
@@ -489,6 +525,7 @@ class Session:
                     if reverse in todo:
                         limit, inner = self._pass_limit(obj, seed, reverse)
                         units.append(Unit(obj, seed, reverse, limit, inner))
+        self._hold_spans()
         counter = Progress(progress, units)
         for reverse in wanted:
             for track in list(self._tracks.tracks.values()):
@@ -507,7 +544,7 @@ class Session:
         if not self.cancelled:
             counter.finish()
             if self.cleanup:
-                self._clean = clean_session_labels(self._raw, self._prompts, self.slicing_axis)
+                self._clean = clean_session_labels(self._raw, self._seed_slices(), self.slicing_axis)
         return self.labels
 
 

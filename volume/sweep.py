@@ -97,7 +97,8 @@ def take_frame(session: "Session", track: Track, frame_idx: int, obj_ids: list, 
             session._store(obj, frame_idx, None, score)
             unit.tentative.append((frame_idx, row, score))
             unit.absent += 1
-        stop = unit.absent >= session.absent_slices
+        # between two prompts or inside the user's extent the object is there: carry on to the limit
+        stop = not unit.inner and unit.absent >= session.absent_slices
         if stop and frame_idx != unit.limit:  # past the limit lies another unit's (or no) result
             session._clear_results(obj, frame_idx + step, unit.limit)
         if stop or frame_idx == unit.limit:

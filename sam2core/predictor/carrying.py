@@ -123,6 +123,7 @@ class CarryingPredictor:
         state["inputs"] = {}  # obj -> frame -> dict(points, labels, box, mask)
         state["outputs"] = {}  # obj -> frame -> _Output
         state["last_scores"] = {}
+        state["held"] = {}  # obj -> (first, last) frames where the object is known to be present
 
     def reset_state(self, state: dict) -> None:
         """Forget every object, prompt and result (cached embeddings are kept)."""
@@ -134,6 +135,23 @@ class CarryingPredictor:
         state["inputs"].pop(obj_id, None)
         state["outputs"].pop(obj_id, None)
         state["last_scores"].pop(obj_id, None)
+        state["held"].pop(obj_id, None)
+
+    def set_held_range(self, state: dict, obj_id: int, first: Optional[int], last: Optional[int]) -> None:
+        """Frames `first..last` (inclusive) hold `obj_id` for sure (between its prompts, inside a user's extent).
+
+        There carrying never dies: when no mask is left within `lookback` frames it carries from
+        the last mask found further back (the last present one first). `None` clears the range.
+        """
+        self._check_object(state, obj_id)
+        if first is None or last is None:
+            state["held"].pop(obj_id, None)
+        else:
+            state["held"][obj_id] = (int(min(first, last)), int(max(first, last)))
+
+    def _held(self, state: dict, obj: int, frame_idx: int) -> Optional[tuple[int, int]]:
+        span = state.get("held", {}).get(obj)
+        return span if span is not None and span[0] <= frame_idx <= span[1] else None
 
     def last_object_scores(self, state: dict) -> dict[int, float]:
         """Logit that each object is present on the last frame returned (> 0 present)."""
@@ -352,6 +370,17 @@ class CarryingPredictor:
                 source = out
             if not np.isnan(out.iou) and len(ious) < self.config.iou_history:
                 ious.append(out.iou)
+        held = self._held(state, obj, frame_idx)
+        if source is None and fallback is None and held is not None:
+            # the object is there for sure: carry from the last mask behind, however far
+            edge = held[0] if step > 0 else held[1]
+            for index in range(frame_idx - step, edge - step, -step):
+                out = outputs.get(index)
+                if out is not None and out.has_mask and (out.present or fallback is None):
+                    if out.present:
+                        source = out
+                        break
+                    fallback = out
         return (source if source is not None else fallback), ious
 
     def _track(self, state: dict, obj: int, frame_idx: int, step: int) -> _Output:

@@ -164,3 +164,39 @@ def test_full_mask_is_full_logits_above_zero():
     for out in (_Output.from_logits(logits, 1.0), _Output.from_logits(torch.full((40, 52), -3.0), -1.0)):
         assert out.full_mask().dtype == torch.bool
         assert torch.equal(out.full_mask(), out.full_logits() > 0)
+
+
+def _masks_past_a_gap(held: bool) -> dict[int, bool]:
+    """Which frames get a mask when the disc is missing from frames 8-10 (optionally held 4..15)."""
+    predictor = CarryingPredictor(ThresholdImageModel())
+    state = predictor.init_state(cylinder_frames(frames_with=[f for f in range(20) if f not in (8, 9, 10)]))
+    predictor.add_new_points_or_box(state, 4, 1, box=(12, 12, 28, 28))
+    if held:
+        predictor.set_held_range(state, 1, 4, 15)
+    return {f: bool((logits[0, 0] > 0).any()) for f, _, logits in predictor.propagate_in_video(state, start_frame_idx=4)}
+
+
+def test_held_range_carries_from_the_last_mask_however_far_back():
+    masks = _masks_past_a_gap(held=True)
+    assert not any(masks[f] for f in (8, 9, 10))
+    assert all(masks[f] for f in range(11, 20))  # frame 11 carried from frame 7, four back; then on as usual
+
+
+def test_without_a_held_range_nothing_is_carried_past_the_gap():
+    masks = _masks_past_a_gap(held=False)
+    assert not any(masks[f] for f in range(8, 20))  # lookback 2 finds no mask from frame 10 on
+
+
+def test_held_range_is_cleared_with_none_and_with_the_object():
+    predictor = CarryingPredictor(ThresholdImageModel())
+    state = predictor.init_state(cylinder_frames())
+    predictor.add_new_points_or_box(state, 4, 1, box=(12, 12, 28, 28))
+    predictor.set_held_range(state, 1, 10, 2)
+    assert state["held"][1] == (2, 10)
+    predictor.set_held_range(state, 1, None, None)
+    assert 1 not in state["held"]
+    predictor.set_held_range(state, 1, 2, 10)
+    predictor.remove_object(state, 1)
+    assert 1 not in state["held"]
+    with pytest.raises(PromptError):
+        predictor.set_held_range(state, 1, 2, 10)

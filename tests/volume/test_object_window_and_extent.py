@@ -296,3 +296,39 @@ def test_a_failed_window_trial_leaves_no_probe_object_behind():
     assert all(track.state["obj_ids"] == [] for track in session._tracks.tracks.values())
     session.add_box(1, 15, box)  # the session is still usable
     assert session.object_windows[1].name in ("soft_tissue", "lung")
+
+
+class _DroppingModel(ThresholdImageModel):
+    """Like the threshold model, but its mask is empty on slices whose object area is in `dropped`."""
+
+    def __init__(self, dropped):
+        super().__init__()
+        self.dropped = set(dropped)
+
+    def decode(self, embedding, **prompts):
+        logits, iou = super().decode(embedding, **prompts)
+        if float((embedding > 0.75).sum()) in self.dropped:
+            logits, iou = logits * 0 - 8.0, iou * 0 + 0.05
+        return logits, iou
+
+
+def _dropping_session(vol: np.ndarray) -> Session:
+    areas = {float((vol[z] > 0).sum()) for z in (20, 21)}  # the model loses the object on 20 and 21 (and 9, 10)
+    return Session(FakeScan(vol), _DroppingModel(areas), window="0,1000")
+
+
+def test_carrying_inside_the_extent_goes_on_past_slices_where_the_mask_vanished():
+    vol = ellipsoid(SHAPE, (15, 20, 24), (12, 10, 12))
+    session = _dropping_session(vol)
+    session.add_box(1, 12, (12, 14, 28, 34))
+    session.set_extent(1, 11, 24)
+    zs = set(np.flatnonzero((session.propagate() == 1).any(axis=(1, 2))).tolist())
+    assert {22, 23, 24} <= zs and not {20, 21} & zs  # carried on from slice 19, over the two empty slices
+
+
+def test_the_same_vanishing_mask_ends_a_pass_that_is_not_bounded():
+    vol = ellipsoid(SHAPE, (15, 20, 24), (12, 10, 12))
+    session = _dropping_session(vol)
+    session.add_box(1, 12, (12, 14, 28, 34))
+    zs = np.flatnonzero((session.propagate() == 1).any(axis=(1, 2)))
+    assert zs[-1] == 19  # the control: two empty slices end the object outside an extent
