@@ -477,8 +477,8 @@ class Session:
 
     def _seed_slices(self) -> dict[int, set[int]]:
         """Slices whose masks seed the 3D clean-up: the prompted ones, and inside a held span the
-        ends of each run of slices holding the object (a run carried on past an empty slice is
-        the object too, though not connected to the prompt)."""
+        slices next to an empty one (a run carried on past an empty slice is the object too,
+        though not connected to the prompt)."""
         others = tuple(a for a in range(3) if a != self.slicing_axis)
         seeds = {}
         for obj, prompted in self._prompts.items():
@@ -491,8 +491,8 @@ class Session:
             index: list = [slice(None)] * 3
             index[self.slicing_axis] = slice(lo, hi + 1)
             holding = (self._raw[tuple(index)] == obj).any(axis=others)  # (hi - lo + 1,)
-            before = np.concatenate([[False], holding[:-1]])
-            after = np.concatenate([holding[1:], [False]])
+            before = np.concatenate([[True], holding[:-1]])  # the span's own ends are no gap
+            after = np.concatenate([holding[1:], [True]])
             seeds[obj] |= {lo + int(i) for i in np.flatnonzero(holding & (~before | ~after))}
         return seeds
 
