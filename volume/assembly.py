@@ -75,8 +75,11 @@ def clean_labels(labels: np.ndarray, seeds: Mapping[int, np.ndarray], axis: int 
     return out
 
 
-def clean_session_labels(raw: np.ndarray, prompts_by_obj: Mapping[int, Iterable[int]], axis: int) -> np.ndarray:
-    """`raw` labels cleaned in 3D, seeded by each object's mask on its prompted slices (along `axis`).
+def clean_session_labels(raw: np.ndarray, prompts_by_obj: Mapping[int, Iterable[int]], axis: int,
+                         extra_seeds: Optional[Mapping[int, Mapping[int, np.ndarray]]] = None) -> np.ndarray:
+    """`raw` labels cleaned in 3D, seeded by each object's mask on its prompted slices (along `axis`)
+    and by `extra_seeds` (object → slice → 2D bool mask on that slice, e.g. where carrying went on
+    past an empty slice inside a user's extent).
 
     Works inside the box of the labelled voxels, so memory grows with the objects, not with the scan.
     """
@@ -94,6 +97,12 @@ def clean_session_labels(raw: np.ndarray, prompts_by_obj: Mapping[int, Iterable[
                 index: list = [slice(None)] * 3
                 index[axis] = s - start
                 seed[tuple(index)] = inside[tuple(index)] == obj
+        for s, plane in (extra_seeds or {}).get(obj, {}).items():
+            if start <= s < stop:
+                index = [slice(None)] * 3
+                index[axis] = s - start
+                within = tuple(b for a, b in enumerate(box) if a != axis)  # the box on the slice's two axes
+                seed[tuple(index)] |= np.asarray(plane, dtype=bool)[within] & (inside[tuple(index)] == obj)
         seeds[obj] = seed
     cleaned[box] = clean_labels(inside, seeds, axis=axis)
     return cleaned

@@ -61,7 +61,7 @@ class Session:
     `(level, width)`. With "auto" on CT each object gets the window that suits its prompt
     (lung, bone or soft tissue: `object_windows`); an explicit window holds for every object.
     `absent_slices`: a propagation direction stops for an object once it has been absent on
-    that many consecutive slices (default: the carrying rule's, `CarryConfig.absent_slices`,
+    that many consecutive slices, except between two of its prompts and inside its extent (default: the carrying rule's, `CarryConfig.absent_slices`,
     chosen with its thresholds; 2 for SAM 2). `cleanup`: after a full propagation,
     keep only each object's 3D component connected to its prompts and fill holes.
     `embedding_store`: None, "auto" (the user cache) or a folder: image embeddings persist on
@@ -475,25 +475,32 @@ class Session:
             if setter is not None and prompted:
                 setter(self._track_of(obj).state, obj, *self._held_span(obj))
 
-    def _seed_slices(self) -> dict[int, set[int]]:
-        """Slices whose masks seed the 3D clean-up: the prompted ones, and inside a held span the
-        slices next to an empty one (a run carried on past an empty slice is the object too,
-        though not connected to the prompt)."""
-        others = tuple(a for a in range(3) if a != self.slicing_axis)
-        seeds = {}
+    def _gap_seeds(self) -> dict[int, dict[int, np.ndarray]]:
+        """Extra seeds of the 3D clean-up: inside a held span, on each slice carried on right after an
+        empty one (in its pass's direction), the object's largest 2D piece — the object, though not
+        connected to the prompt (object → slice → `(rows, cols)` bool mask)."""
+        from scipy import ndimage
+
+        seeds: dict[int, dict[int, np.ndarray]] = {}
         for obj, prompted in self._prompts.items():
-            seeds[obj] = set(prompted)
             if not prompted:
                 continue
             lo, hi = self._held_span(obj)
-            if hi - lo < 2:
-                continue
-            index: list = [slice(None)] * 3
-            index[self.slicing_axis] = slice(lo, hi + 1)
-            holding = (self._raw[tuple(index)] == obj).any(axis=others)  # (hi - lo + 1,)
-            before = np.concatenate([[True], holding[:-1]])  # the span's own ends are no gap
-            after = np.concatenate([holding[1:], [True]])
-            seeds[obj] |= {lo + int(i) for i in np.flatnonzero(holding & (~before | ~after))}
+            results = self._results.get(obj, {})
+            marks = sorted(prompted)
+            for s in range(lo, hi + 1):
+                if s in prompted or results.get(s) is None:
+                    continue
+                below = [p for p in marks if p < s]
+                above = [p for p in marks if p > s]
+                forward = not above or (bool(below) and s <= (below[-1] + above[0]) // 2)  # as `_pass_limit`
+                behind = s - 1 if forward else s + 1
+                if behind in prompted or results.get(behind) is not None:
+                    continue
+                pieces, count = ndimage.label(np.take(self._raw, s, axis=self.slicing_axis) == obj)
+                if count:
+                    sizes = np.bincount(pieces.ravel())[1:]
+                    seeds.setdefault(obj, {})[s] = pieces == 1 + int(np.argmax(sizes))
         return seeds
 
     def propagate(self, progress: Optional[ProgressCallback] = None,
@@ -503,7 +510,8 @@ class Session:
         """Carry every new prompt outward in both directions; returns `labels` `(z, y, x)`.
 
         Each direction stops for an object after `absent_slices` slices without it, or
-        halfway to its next prompted slice. Prompts added since the last call (corrections)
+        halfway to its next prompted slice; between two prompts and inside a given extent it
+        goes on to that limit, past slices where the mask vanished. Prompts added since the last call (corrections)
         re-propagate from their slice only; other slices keep their results. All objects
         travel together in one sweep per direction, so each slice is encoded once.
         `progress(done, total)` counts slices (the total shrinks when objects stop early);
@@ -544,7 +552,7 @@ class Session:
         if not self.cancelled:
             counter.finish()
             if self.cleanup:
-                self._clean = clean_session_labels(self._raw, self._seed_slices(), self.slicing_axis)
+                self._clean = clean_session_labels(self._raw, self._prompts, self.slicing_axis, self._gap_seeds())
         return self.labels
 
 

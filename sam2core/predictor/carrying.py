@@ -141,7 +141,8 @@ class CarryingPredictor:
         """Frames `first..last` (inclusive) hold `obj_id` for sure (between its prompts, inside a user's extent).
 
         There carrying never dies: when no mask is left within `lookback` frames it carries from
-        the last mask found further back (the last present one first). `None` clears the range.
+        the nearest mask further back (the stop rule is off there, so a doubted one too). `None`
+        clears the range.
         """
         self._check_object(state, obj_id)
         if first is None or last is None:
@@ -376,11 +377,9 @@ class CarryingPredictor:
             edge = held[0] if step > 0 else held[1]
             for index in range(frame_idx - step, edge - step, -step):
                 out = outputs.get(index)
-                if out is not None and out.has_mask and (out.present or fallback is None):
-                    if out.present:
-                        source = out
-                        break
-                    fallback = out
+                if out is not None and out.has_mask:
+                    source = out
+                    break
         return (source if source is not None else fallback), ious
 
     def _track(self, state: dict, obj: int, frame_idx: int, step: int) -> _Output:

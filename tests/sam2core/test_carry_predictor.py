@@ -200,3 +200,14 @@ def test_held_range_is_cleared_with_none_and_with_the_object():
     assert 1 not in state["held"]
     with pytest.raises(PromptError):
         predictor.set_held_range(state, 1, 2, 10)
+
+
+def test_held_range_carries_backward_from_the_nearest_mask_too():
+    predictor = CarryingPredictor(ThresholdImageModel())
+    state = predictor.init_state(cylinder_frames(frames_with=[f for f in range(20) if f not in (8, 9, 10)]))
+    predictor.add_new_points_or_box(state, 15, 1, box=(12, 12, 28, 28))
+    predictor.set_held_range(state, 1, 2, 15)
+    masks = {f: bool((logits[0, 0] > 0).any())
+             for f, _, logits in predictor.propagate_in_video(state, start_frame_idx=15, reverse=True)}
+    assert not any(masks[f] for f in (8, 9, 10))
+    assert all(masks[f] for f in range(0, 8))  # frame 7 carried from frame 11

@@ -56,3 +56,16 @@ def test_session_clean_up_seeds_each_object_on_its_prompted_slices_along_any_axi
         cleaned = clean_session_labels(labels, prompts, axis)
         np.testing.assert_array_equal(cleaned, _whole_volume_clean(labels, seeds, axis))
         assert not (cleaned[:, 17:20] == 1).any() and (cleaned[4:10, 6:14, 12:18] == 2).all()
+
+
+def test_extra_seeds_keep_a_run_disconnected_from_the_prompt_and_nothing_beside_it():
+    raw = np.zeros((20, 16, 16), dtype=np.uint16)
+    raw[2:6, 4:10, 4:10] = 1  # the prompted run
+    raw[8:12, 4:10, 4:10] = 1  # a run carried on past the empty slices 6-7
+    raw[8:12, 13:15, 13:15] = 1  # an island on the same slices, not part of the carried piece
+    seed = np.zeros((16, 16), dtype=bool)
+    seed[4:10, 4:10] = True
+    cleaned = clean_session_labels(raw, {1: [3]}, axis=0, extra_seeds={1: {8: seed}})
+    assert (cleaned[8:12, 4:10, 4:10] == 1).all()
+    assert not cleaned[8:12, 13:15, 13:15].any()
+    assert not clean_session_labels(raw, {1: [3]}, axis=0)[8:12].any()  # without the seed the run goes

@@ -332,3 +332,14 @@ def test_the_same_vanishing_mask_ends_a_pass_that_is_not_bounded():
     session.add_box(1, 12, (12, 14, 28, 34))
     zs = np.flatnonzero((session.propagate() == 1).any(axis=(1, 2)))
     assert zs[-1] == 19  # the control: two empty slices end the object outside an extent
+
+
+def test_gap_seeds_are_the_slices_carried_on_right_after_an_empty_one():
+    vol = ellipsoid(SHAPE, (15, 20, 24), (12, 10, 12))
+    session = _dropping_session(vol)
+    session.add_box(1, 12, (12, 14, 28, 34))
+    session.set_extent(1, 11, 24)
+    session.propagate()
+    seeds = session._gap_seeds()
+    assert sorted(seeds[1]) == [22]  # not 24, the extent's own end, nor 19 before the gap
+    assert seeds[1][22].sum() == (vol[22] > 0).sum()
