@@ -199,7 +199,7 @@ def cut_extent(row: dict, rule: dict, used: list | None = None) -> tuple[int, in
     Replays the session's `lookback` where the row has skip records: a slice whose predecessor
     was absent and the one before present is judged on `row["skip"]` (carried from two back);
     such slices inside the kept range are appended to `used`."""
-    from sam2core.predictor.carry_rule import CarryConfig, presence_score
+    from sam2core.predictor.carry_rule import CarryConfig, kept_at_end, presence_score
     from stop_rule_grid import OFF
 
     config = replace(CarryConfig(), **{**OFF, **{k: v for k, v in rule.items() if k != "absent_slices"}})
@@ -209,6 +209,7 @@ def cut_extent(row: dict, rule: dict, used: list | None = None) -> tuple[int, in
     for step in (-1, 1):
         last_kept, run, s = seed, 0, seed + step
         before, before2 = True, True  # the seed is present
+        tentative = []  # absent slices since the last present one (and the record each was judged on)
         while 0 <= s < n and s in row["slices"]:
             slice_row = row["slices"][s]
             if s in skip and not before and before2:
@@ -216,10 +217,15 @@ def cut_extent(row: dict, rule: dict, used: list | None = None) -> tuple[int, in
                 judged_on_skip.append(s)
             present = slice_row["pred"] > 0 and presence_score(slice_row["signals"], config) > 0
             if present:
-                last_kept, run = s, 0
+                last_kept, run, tentative = s, 0, []
             else:
                 run += 1
+                tentative.append((s, slice_row))
                 if run >= k:
+                    for t, t_row in tentative:  # where the walk ends: `kept_at_end`
+                        if not (t_row["pred"] > 0 and kept_at_end(t_row["signals"], config)):
+                            break
+                        last_kept = t
                     break
             before2, before = before, present
             s += step
@@ -301,7 +307,7 @@ def cmd_fit(args) -> int:
 
     data = {v: with_prompt_area(pickle.loads((args.cache / f"record-{v}.pkl").read_bytes())) for v in args.variants}
     names = [n for n in data[args.variants[0]] if all(n in d for d in data.values())]
-    rules = rules_of({**GRID, "absent_slices": args.absent_slices})
+    rules = rules_of({**GRID, "absent_slices": args.absent_slices, "keep_ends": args.keep_ends})
     started = time.perf_counter()
     tables = {v: table([data[v][n] for n in names], rules) for v in args.variants}
     print(f"{len(rules)} rules x {len(args.variants)} variants on {len(names)} rows ({time.perf_counter() - started:.0f} s)")
@@ -376,6 +382,9 @@ def main(argv=None) -> int:
     parser.add_argument("--absent-slices", type=int, nargs="+", default=GRID["absent_slices"], choices=range(1, 6),
                         help="absent_slices values the fit may choose "
                              "(e.g. 2 3: one doubtful slice never ends an object)")
+    parser.add_argument("--keep-ends", nargs="+", default=["none"], choices=["none", "trimmed", "small"],
+                        help="fit: CarryConfig.keep_ends values the grid holds (absent slices kept where a direction "
+                             "ends when they failed only on overlap: trimmed, or on overlap and area: small)")
     parser.add_argument("--min-ends-share", type=_share, default=0.0,
                         help="fit: best mean Dice among the rules with both ends within 2 slices on at least this "
                              "share of the rows (0.8: the issue's target; each fold on its own rows)")

@@ -79,9 +79,10 @@ def _present(row: dict, slices: list[int], rules: list[dict]) -> np.ndarray:
     return keep
 
 
-def _kept_count(present: np.ndarray, absent_slices: np.ndarray) -> np.ndarray:
+def _kept_count(present: np.ndarray, absent_slices: np.ndarray, end_ok: np.ndarray | None = None) -> np.ndarray:
     """Per rule: how many slices from the start of the direction are kept (up to the last present
-    slice before the first run of `absent_slices` absent ones)."""
+    slice before the first run of `absent_slices` absent ones; where `end_ok` is given, that run's
+    leading slices it holds are kept too, as the session's `keep_ends`)."""
     rules, length = present.shape
     if length == 0:
         return np.zeros(rules, dtype=int)
@@ -96,7 +97,14 @@ def _kept_count(present: np.ndarray, absent_slices: np.ndarray) -> np.ndarray:
     index = np.arange(length)[None, :]
     kept = present & (index < stop_at[:, None])
     last = np.where(kept.any(axis=1), length - 1 - np.argmax(kept[:, ::-1], axis=1), -1)
-    return last + 1
+    count = last + 1
+    if end_ok is not None:  # the run that ended the walk is slices count..stop_at
+        going = stop_at < length
+        for j in range(int(absent_slices.max())):
+            at = np.minimum(count, length - 1)
+            going &= (count <= stop_at) & (count < length) & end_ok[np.arange(rules), at]
+            count = count + going
+    return count
 
 
 def _replayed(row: dict, slices: list[int], rules: list[dict], present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,16 +130,32 @@ def _replayed(row: dict, slices: list[int], rules: list[dict], present: np.ndarr
     return out, used
 
 
+def _end_ok(row: dict, slices: list[int], rules: list[dict], used: np.ndarray) -> np.ndarray:
+    """`(rules, slices)` bool: each slice kept by the rule without the criteria its `keep_ends` loosens,
+    judged on the record the walk used there (`carry_rule.kept_at_end`)."""
+    from sam2core.predictor.carry_rule import END_LOOSENED
+
+    loose = [{**r, **{name: 0.0 for name in END_LOOSENED[r.get("keep_ends", "none")] or ()}} for r in rules]
+    ok = _present(row, slices, loose)
+    if used.any():
+        skip = row["skip"]
+        ok = np.where(used, _present({**row, "slices": {s: skip.get(s, row["slices"][s]) for s in slices}},
+                                     slices, loose), ok)
+    return ok
+
+
 def evaluate(row: dict, rules: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per rule: (3D Dice, first kept slice, last kept slice, max end error in slices)."""
     absent = np.array([r["absent_slices"] for r in rules])
     ends = []
     correction_inter = np.zeros(len(rules))
     correction_pred = np.zeros(len(rules))
+    keep_ends = np.array([r.get("keep_ends", "none") != "none" for r in rules])
     for step in (-1, 1):
         slices = _direction(row, step)
         present, used = _replayed(row, slices, rules, _present(row, slices, rules))
-        count = _kept_count(present, absent)
+        end_ok = _end_ok(row, slices, rules, used) & keep_ends[:, None] if keep_ends.any() else None
+        count = _kept_count(present, absent, end_ok)
         ends.append(row["seed"] + step * count)
         if used.any():  # kept slices carried from two back count the skip record's overlap
             kept_used = used & (np.arange(len(slices))[None, :] < count[:, None])

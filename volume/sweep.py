@@ -99,6 +99,8 @@ def take_frame(session: "Session", track: Track, frame_idx: int, obj_ids: list, 
             unit.absent += 1
         # between two prompts or inside the user's extent the object is there: carry on to the limit
         stop = not unit.inner and unit.absent >= session.absent_slices
+        if stop:
+            changed |= keep_end(session, track, obj, unit)
         if stop and frame_idx != unit.limit:  # past the limit lies another unit's (or no) result
             session._clear_results(obj, frame_idx + step, unit.limit)
         if stop or frame_idx == unit.limit:
@@ -107,3 +109,16 @@ def take_frame(session: "Session", track: Track, frame_idx: int, obj_ids: list, 
             del active[obj]
             ids.discard(obj)
     return changed
+
+
+def keep_end(session: "Session", track: Track, obj: int, unit: Unit) -> set[int]:
+    """Where a direction ends: keep the absent slices next to the object that the predictor says
+    are its end (`kept_at_end`: trimmed masks that look like the object); returns those slices."""
+    judge = getattr(session.predictor, "kept_at_end", None)
+    kept = set()
+    for index, held, held_score in unit.tentative:  # in the direction of travel
+        if judge is None or not judge(track.state, obj, index):
+            break
+        session._store(obj, index, held, max(held_score, 1e-3))
+        kept.add(index)
+    return kept

@@ -17,7 +17,7 @@ box prompts on the next frame in the direction of travel. Two things decide 3D q
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -69,6 +69,7 @@ class CarryConfig:
     min_prompt_area: float = 0.05  # mask area / the prompted mask's area; below: gone (0: off)
     min_area_px: int = 4
     absent_slices: int = 2  # a direction ends after this many absent slices (`volume.Session`'s default)
+    keep_ends: str = "none"  # where a direction ends, keep its absent slices that failed only on (END_LOOSENED) ...
     lookback: int = 2  # frames back to find a present mask to carry from
 
     @classmethod
@@ -330,6 +331,27 @@ def _decode_boxes(model: Any, embedding: Any, boxes: np.ndarray, decode: Decode)
         logits, iou = decode(embedding, box=box)
         out.append((logits[0], float(iou[0])))
     return out
+
+
+# `CarryConfig.keep_ends` -> the criteria an absent slice may fail and still be kept where a direction ends
+END_LOOSENED = {
+    "none": None,
+    "trimmed": ("min_overlap",),  # the gate and the dilation limit let less than min_overlap of the model's mask through
+    "small": ("min_overlap", "min_area_ratio", "min_prompt_area"),  # ... or the mask shrank: an end getting small
+}
+
+
+def kept_at_end(signals: dict, config: CarryConfig) -> bool:
+    """Whether an absent slice where a direction ends keeps its mask (`config.keep_ends`).
+
+    Its mask passed every criterion but those `END_LOOSENED[config.keep_ends]` names: what is
+    left looks like the object (intensity, predicted IoU), only trimmed or small — a tapering
+    end seen through partial volume — so the end is kept, and the direction still ends there.
+    """
+    loosened = END_LOOSENED[config.keep_ends]
+    if loosened is None or not config.stop or not signals or signals.get("area_px", 0) <= 0:
+        return False
+    return presence_score(signals, replace(config, **{name: 0.0 for name in loosened})) > 0
 
 
 def presence_score(signals: dict, config: CarryConfig) -> float:

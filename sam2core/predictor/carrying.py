@@ -24,6 +24,7 @@ from sam2core.predictor.carry_rule import (
     AppearanceModel,
     CarryConfig,
     carry_mask,
+    kept_at_end,
 )
 
 @dataclass
@@ -149,6 +150,12 @@ class CarryingPredictor:
             state["held"].pop(obj_id, None)
         else:
             state["held"][obj_id] = (int(min(first, last)), int(max(first, last)))
+
+    def kept_at_end(self, state: dict, obj_id: int, frame_idx: int) -> bool:
+        """Whether `obj_id`'s absent result on `frame_idx` is kept where its direction ends
+        (`CarryConfig.keep_ends`, `carry_rule.kept_at_end`)."""
+        out = state["outputs"].get(obj_id, {}).get(frame_idx)
+        return out is not None and out.has_mask and kept_at_end(out.signals, self.config)
 
     def _held(self, state: dict, obj: int, frame_idx: int) -> Optional[tuple[int, int]]:
         span = state.get("held", {}).get(obj)

@@ -182,3 +182,43 @@ def test_min_ends_share_holds_across_variants():
     tables = {"a": a, "b": b}
     assert fit_stop_rule.best_rule(tables, ["r0", "r1"])[0] == "a"
     assert fit_stop_rule.best_rule(tables, ["r0", "r1"], min_ends_share=0.8) == ("b", 1, pytest.approx(0.6))
+
+
+def test_grid_keeps_trimmed_ends_like_the_slice_by_slice_walk():
+    grid = {"min_appearance": [0.0, 0.6, 0.8], "min_prompt_area": [0.0, 0.2], "min_overlap": [0.0, 0.8, 0.9],
+            "absent_slices": [1, 2, 3], "keep_ends": ["none", "trimmed", "small"]}
+    rules = stop_rule_grid.rules_of(grid)
+    extended = False
+    for seed in range(4):
+        row = _with_skip_records(_recorded_row(seed), seed)
+        dice, first, last, _ = stop_rule_grid.evaluate(row, rules)
+        for i, rule in enumerate(rules):
+            used: list = []
+            assert (int(first[i]), int(last[i])) == fit_stop_rule.cut_extent(row, rule, used), rule
+            assert abs(dice[i] - fit_stop_rule.row_dice(row, int(first[i]), int(last[i]), used)) < 1e-12, rule
+        # the grid's last key varies fastest: rules[0::3] keep no end, [1::3] trimmed ones, [2::3] small ones too
+        for looser, stricter in ((1, 0), (2, 1)):
+            assert (first[looser::3] <= first[stricter::3]).all() and (last[looser::3] >= last[stricter::3]).all()
+            extended |= bool((first[looser::3] < first[stricter::3]).any() or (last[looser::3] > last[stricter::3]).any())
+    assert extended  # the synthetic rows do end on slices failing on overlap only
+
+
+def test_a_trimmed_end_is_kept_only_while_it_fails_on_overlap_alone():
+    row = _hand_row({}, {})
+    for s, overlap in ((14, 0.3), (15, 0.3), (16, 0.3)):  # trimmed by the gate: overlap under 0.5
+        row["slices"][s]["signals"]["overlap"] = overlap
+        row["skip"][s]["signals"]["overlap"] = overlap
+    row["skip"][15]["signals"]["appearance"] = 0.2  # the second absent slice, carried from two back, looks unlike
+    rule = {**RULE, "min_overlap": 0.5}
+    assert _cut(row, rule)[:2] == (0, 13)
+    assert _cut(row, {**rule, "keep_ends": "trimmed"})[:2] == (0, 14)  # 14 kept, 15 fails on appearance too
+
+
+def test_a_small_end_is_kept_by_small_not_by_trimmed():
+    row = _hand_row({}, {})
+    for s in (14, 15):  # the object shrinks below 0.3 of the slice before: absent on area alone
+        row["slices"][s]["signals"]["area_ratio"] = 0.2
+        row["skip"][s]["signals"]["area_ratio"] = 0.2
+    rule = {**RULE, "min_area_ratio": 0.3}
+    assert _cut(row, {**rule, "keep_ends": "trimmed"})[:2] == (0, 13)
+    assert _cut(row, {**rule, "keep_ends": "small"})[:2] == (0, 15)

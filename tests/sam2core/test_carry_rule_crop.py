@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from sam2core.predictor.carry_rule import AppearanceModel, CarryConfig, carry_mask, presence_score
+from sam2core.predictor.carry_rule import AppearanceModel, CarryConfig, carry_mask, kept_at_end, presence_score
 from tests.sam2core import _carry_rule_reference as reference
 
 
@@ -164,3 +164,21 @@ def test_min_region_overlap_is_off_by_default_and_judges_absent_below_it():
     assert presence_score({**signals, "region_overlap": float("nan")}, CarryConfig()) > 0  # off: not even read
     assert presence_score(signals, CarryConfig(min_region_overlap=0.75)) < 0
     assert presence_score({**signals, "region_overlap": 0.8}, CarryConfig(min_region_overlap=0.75)) > 0
+
+
+TRIMMED = {"iou": 0.9, "overlap": 0.3, "region_overlap": 0.9, "area_ratio": 0.8, "appearance": 0.9,
+           "area_px": 100.0, "prompt_area": 0.5}  # absent on overlap alone: the gate dropped most of the model's mask
+
+
+def test_an_end_failing_on_overlap_alone_is_kept_when_asked():
+    assert presence_score(TRIMMED, CarryConfig()) < 0
+    assert kept_at_end(TRIMMED, CarryConfig(keep_ends="trimmed"))
+    assert not kept_at_end(TRIMMED, CarryConfig())  # off by default
+
+
+def test_an_end_failing_on_anything_else_is_not_kept():
+    config = CarryConfig(keep_ends="trimmed")
+    assert not kept_at_end({**TRIMMED, "appearance": 0.3}, config)
+    assert not kept_at_end({**TRIMMED, "prompt_area": 0.01}, config)
+    assert kept_at_end({**TRIMMED, "prompt_area": 0.01}, CarryConfig(keep_ends="small"))  # small ends are
+    assert not kept_at_end({**TRIMMED, "area_px": 0.0, "overlap": 0.0}, config)
