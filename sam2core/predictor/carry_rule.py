@@ -69,7 +69,7 @@ class CarryConfig:
     min_prompt_area: float = 0.05  # mask area / the prompted mask's area; below: gone (0: off)
     min_area_px: int = 4
     absent_slices: int = 2  # a direction ends after this many absent slices (`volume.Session`'s default)
-    keep_ends: str = "none"  # where a direction ends, keep its absent slices that failed only on (END_LOOSENED) ...
+    keep_ends: str = "trimmed"  # where a direction ends, keep its absent slices that failed only on END_LOOSENED[...]
     lookback: int = 2  # frames back to find a present mask to carry from
 
     @classmethod

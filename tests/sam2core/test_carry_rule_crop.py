@@ -172,8 +172,9 @@ TRIMMED = {"iou": 0.9, "overlap": 0.3, "region_overlap": 0.9, "area_ratio": 0.8,
 
 def test_an_end_failing_on_overlap_alone_is_kept_when_asked():
     assert presence_score(TRIMMED, CarryConfig()) < 0
-    assert kept_at_end(TRIMMED, CarryConfig(keep_ends="trimmed"))
-    assert not kept_at_end(TRIMMED, CarryConfig())  # off by default
+    assert kept_at_end(TRIMMED, CarryConfig())  # the default keeps trimmed ends
+    assert not kept_at_end(TRIMMED, CarryConfig(keep_ends="none"))
+    assert not kept_at_end(TRIMMED, CarryConfig.plain())  # no stop rule, nothing to keep
 
 
 def test_an_end_failing_on_anything_else_is_not_kept():
