@@ -194,7 +194,8 @@ def cmd_record(args) -> int:
 
 # ------------------------------------------------------------------------ fitting
 def cut_extent(row: dict, rule: dict, used: list | None = None) -> tuple[int, int]:
-    """First and last slice kept when `rule` stops each direction at its first absent run.
+    """First and last slice kept when `rule` stops each direction at its first absent run (and
+    keeps that run's leading slices `kept_at_end` accepts, when the rule's `keep_ends` says so).
 
     Replays the session's `lookback` where the row has skip records: a slice whose predecessor
     was absent and the one before present is judged on `row["skip"]` (carried from two back);
@@ -202,7 +203,9 @@ def cut_extent(row: dict, rule: dict, used: list | None = None) -> tuple[int, in
     from sam2core.predictor.carry_rule import CarryConfig, kept_at_end, presence_score
     from stop_rule_grid import OFF
 
-    config = replace(CarryConfig(), **{**OFF, **{k: v for k, v in rule.items() if k != "absent_slices"}})
+    # a rule without "keep_ends" keeps no end (as `stop_rule_grid`), whatever CarryConfig's default
+    config = replace(CarryConfig(), **{**OFF, "keep_ends": "none",
+                                       **{k: v for k, v in rule.items() if k != "absent_slices"}})
     seed, n, k = row["seed"], row["num_slices"], rule["absent_slices"]
     skip = row.get("skip") or {}
     ends, judged_on_skip = [], []
@@ -382,7 +385,7 @@ def main(argv=None) -> int:
     parser.add_argument("--absent-slices", type=int, nargs="+", default=GRID["absent_slices"], choices=range(1, 6),
                         help="absent_slices values the fit may choose "
                              "(e.g. 2 3: one doubtful slice never ends an object)")
-    parser.add_argument("--keep-ends", nargs="+", default=["none"], choices=["none", "trimmed", "small"],
+    parser.add_argument("--keep-ends", nargs="+", default=["none", "trimmed"], choices=["none", "trimmed", "small"],
                         help="fit: CarryConfig.keep_ends values the grid holds (absent slices kept where a direction "
                              "ends when they failed only on overlap: trimmed, or on overlap and area: small)")
     parser.add_argument("--min-ends-share", type=_share, default=0.0,

@@ -3,7 +3,9 @@
 A recorded row (`fit_stop_rule.py record`) holds, for each slice carried from the seed with
 the stop rule off, the stop rule's signals and the overlap counts with the reference. A stop
 rule keeps a slice when every criterion holds (`carry_rule.presence_score` > 0) and ends a
-direction at its first run of `absent_slices` slices that fail. Evaluating the grid as
+direction at its first run of `absent_slices` slices that fail, keeping that run's leading
+slices that fail only on the criteria its `keep_ends` loosens (`carry_rule.kept_at_end`; a rule
+without the key keeps none). Evaluating the grid as
 `(rules, slices)` boolean arrays makes leave-one-source-out fits over tens of thousands of
 rules take seconds; `fit_stop_rule.cut_extent` is the slice-by-slice reference it must equal.
 A row may hold `skip` records (each slice carried from two back): a slice whose predecessor is

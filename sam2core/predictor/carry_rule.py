@@ -29,6 +29,14 @@ APPEARANCE_BINS = 32
 _SMALL_DISC = 4  # radius up to which dilation applies the disc directly (faster than a distance transform)
 
 
+# `CarryConfig.keep_ends` -> the criteria an absent slice may fail and still be kept where a direction ends
+END_LOOSENED = {
+    "none": None,
+    "trimmed": ("min_overlap",),  # the gate and the dilation limit let less than min_overlap of the model's mask through
+    "small": ("min_overlap", "min_area_ratio", "min_prompt_area"),  # ... or the mask shrank: an end getting small
+}
+
+
 @dataclass(frozen=True)
 class CarryConfig:
     """How one frame's mask is carried to the next (sizes relative to sqrt(mask area) in pixels).
@@ -71,6 +79,10 @@ class CarryConfig:
     absent_slices: int = 2  # a direction ends after this many absent slices (`volume.Session`'s default)
     keep_ends: str = "trimmed"  # where a direction ends, keep its absent slices that failed only on END_LOOSENED[...]
     lookback: int = 2  # frames back to find a present mask to carry from
+
+    def __post_init__(self) -> None:
+        if self.keep_ends not in END_LOOSENED:
+            raise ValueError(f"CarryConfig.keep_ends must be one of {sorted(END_LOOSENED)}; got {self.keep_ends!r}")
 
     @classmethod
     def plain(cls) -> "CarryConfig":
@@ -331,14 +343,6 @@ def _decode_boxes(model: Any, embedding: Any, boxes: np.ndarray, decode: Decode)
         logits, iou = decode(embedding, box=box)
         out.append((logits[0], float(iou[0])))
     return out
-
-
-# `CarryConfig.keep_ends` -> the criteria an absent slice may fail and still be kept where a direction ends
-END_LOOSENED = {
-    "none": None,
-    "trimmed": ("min_overlap",),  # the gate and the dilation limit let less than min_overlap of the model's mask through
-    "small": ("min_overlap", "min_area_ratio", "min_prompt_area"),  # ... or the mask shrank: an end getting small
-}
 
 
 def kept_at_end(signals: dict, config: CarryConfig) -> bool:

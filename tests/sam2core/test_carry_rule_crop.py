@@ -183,3 +183,8 @@ def test_an_end_failing_on_anything_else_is_not_kept():
     assert not kept_at_end({**TRIMMED, "prompt_area": 0.01}, config)
     assert kept_at_end({**TRIMMED, "prompt_area": 0.01}, CarryConfig(keep_ends="small"))  # small ends are
     assert not kept_at_end({**TRIMMED, "area_px": 0.0, "overlap": 0.0}, config)
+
+
+def test_an_unknown_keep_ends_is_refused_when_the_config_is_made():
+    with pytest.raises(ValueError, match="keep_ends"):
+        CarryConfig(keep_ends="tiny")

@@ -343,3 +343,31 @@ def test_gap_seeds_are_the_slices_carried_on_right_after_an_empty_one():
     seeds = session._gap_seeds()
     assert sorted(seeds[1]) == [22]  # not 24, the extent's own end, nor 19 before the gap
     assert seeds[1][22].sum() == (vol[22] > 0).sum()
+
+
+def _doubting_session(kept: set) -> Session:
+    """Slices 20-21 doubted (predicted IoU 0.1 under min_iou 0.5); the predictor keeps `kept` as ends."""
+    vol = ellipsoid(SHAPE, (15, 20, 24), (12, 10, 12))
+    areas = {float((vol[z] > 0).sum()) for z in (20, 21)}  # (and 9, 10 below the prompt)
+    session = Session(FakeScan(vol), _FadingModel(doubtful=areas), window="0,1000",
+                      predictor_options={"config": CarryConfig(min_iou=0.5)})
+    session.predictor.kept_at_end = lambda state, obj, frame: frame in kept
+    return session
+
+
+def test_an_absent_slice_the_predictor_keeps_as_the_end_is_labelled_and_reported():
+    session = _doubting_session(kept={20})
+    session.add_box(1, 16, (11, 13, 29, 35))
+    reported = []
+    labels = session.propagate(direction="forward", on_slice=lambda s, plane: reported.append((s, (plane == 1).any())))
+    zs = np.flatnonzero((labels == 1).any(axis=(1, 2)))
+    assert zs[-1] == 20 and (20, True) in reported  # 21 doubted too and not kept: the direction ended there
+    assert session.scores[1][20] > 0
+
+
+def test_an_end_inside_the_extent_is_no_end():
+    session = _doubting_session(kept=set())
+    session.add_box(1, 16, (11, 13, 29, 35))
+    session.set_extent(1, None, 24)
+    zs = np.flatnonzero((session.propagate(direction="forward") == 1).any(axis=(1, 2)))
+    assert zs[-1] == 24  # the doubted slices do not end a pass inside the extent
