@@ -85,20 +85,25 @@ def _with_skip_records(row: dict, seed: int) -> dict:
     return {**row, "skip": skip}
 
 
+def _grid_equals_walk(row: dict, rules: list[dict]) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Assert the grid's cuts and Dice equal the slice-by-slice walk's on `row`; (first, last, any skip used)."""
+    dice, first, last, _ = stop_rule_grid.evaluate(row, rules)
+    replayed = False
+    for i, rule in enumerate(rules):
+        used: list = []
+        assert (int(first[i]), int(last[i])) == fit_stop_rule.cut_extent(row, rule, used), rule
+        assert abs(dice[i] - fit_stop_rule.row_dice(row, int(first[i]), int(last[i]), used)) < 1e-12, rule
+        replayed |= bool(used)
+    return first, last, replayed
+
+
 def test_grid_replays_lookback_like_the_slice_by_slice_walk():
     grid = {"min_appearance": [0.0, 0.6, 0.8], "min_prompt_area": [0.0, 0.2], "min_overlap": [0.0, 0.8],
             "absent_slices": [1, 2, 3]}
     rules = stop_rule_grid.rules_of(grid)
     replayed_somewhere = False
     for seed in range(4):
-        row = _with_skip_records(_recorded_row(seed), seed)
-        dice, first, last, _ = stop_rule_grid.evaluate(row, rules)
-        for i, rule in enumerate(rules):
-            used: list = []
-            assert (int(first[i]), int(last[i])) == fit_stop_rule.cut_extent(row, rule, used), rule
-            want = fit_stop_rule.row_dice(row, int(first[i]), int(last[i]), used)
-            assert abs(dice[i] - want) < 1e-12, rule
-            replayed_somewhere |= bool(used)
+        replayed_somewhere |= _grid_equals_walk(_with_skip_records(_recorded_row(seed), seed), rules)[2]
     assert replayed_somewhere  # the synthetic rows do exercise the skip records
 
 
@@ -190,12 +195,7 @@ def test_grid_keeps_trimmed_ends_like_the_slice_by_slice_walk():
     rules = stop_rule_grid.rules_of(grid)
     extended = False
     for seed in range(4):
-        row = _with_skip_records(_recorded_row(seed), seed)
-        dice, first, last, _ = stop_rule_grid.evaluate(row, rules)
-        for i, rule in enumerate(rules):
-            used: list = []
-            assert (int(first[i]), int(last[i])) == fit_stop_rule.cut_extent(row, rule, used), rule
-            assert abs(dice[i] - fit_stop_rule.row_dice(row, int(first[i]), int(last[i]), used)) < 1e-12, rule
+        first, last, _ = _grid_equals_walk(_with_skip_records(_recorded_row(seed), seed), rules)
         # the grid's last key varies fastest: rules[0::3] keep no end, [1::3] trimmed ones, [2::3] small ones too
         for looser, stricter in ((1, 0), (2, 1)):
             assert (first[looser::3] <= first[stricter::3]).all() and (last[looser::3] >= last[stricter::3]).all()
