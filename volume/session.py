@@ -61,8 +61,9 @@ class Session:
     `(level, width)`. With "auto" on CT each object gets the window that suits its prompt
     (lung, bone or soft tissue: `object_windows`); an explicit window holds for every object.
     `absent_slices`: a propagation direction stops for an object once it has been absent on
-    that many consecutive slices, except between two of its prompts and inside its extent (default: the carrying rule's, `CarryConfig.absent_slices`,
-    chosen with its thresholds; 2 for SAM 2). `cleanup`: after a full propagation,
+    that many consecutive slices, except between two of its prompts and inside its extent
+    (default: the carrying rule's, `CarryConfig.absent_slices`, chosen with its thresholds; 2
+    for SAM 2). `cleanup`: after a full propagation,
     keep only each object's 3D component connected to its prompts and fill holes.
     `embedding_store`: None, "auto" (the user cache) or a folder: image embeddings persist on
     disk, so a later session on the same scan encodes nothing (image models).
@@ -487,13 +488,12 @@ class Session:
                 continue
             lo, hi = self._held_span(obj)
             results = self._results.get(obj, {})
-            marks = sorted(prompted)
             for s in range(lo, hi + 1):
                 if s in prompted or results.get(s) is None:
                     continue
-                below = [p for p in marks if p < s]
-                above = [p for p in marks if p > s]
-                forward = not above or (bool(below) and s <= (below[-1] + above[0]) // 2)  # as `_pass_limit`
+                below = max((p for p in prompted if p < s), default=None)
+                # written by the forward pass from the prompt below when within that pass's limit
+                forward = below is not None and s <= self._pass_limit(obj, below, False)[0]
                 behind = s - 1 if forward else s + 1
                 if behind in prompted or results.get(behind) is not None:
                     continue
@@ -511,8 +511,8 @@ class Session:
 
         Each direction stops for an object after `absent_slices` slices without it, or
         halfway to its next prompted slice; between two prompts and inside a given extent it
-        goes on to that limit, past slices where the mask vanished. Prompts added since the last call (corrections)
-        re-propagate from their slice only; other slices keep their results. All objects
+        goes on to that limit, past slices where the mask vanished. Prompts added since the
+        last call (corrections) re-propagate from their slice only; other slices keep their results. All objects
         travel together in one sweep per direction, so each slice is encoded once.
         `progress(done, total)` counts slices (the total shrinks when objects stop early);
         `on_slice(slice_index, labels_2d)` is called whenever a slice's labels change;
