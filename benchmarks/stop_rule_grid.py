@@ -120,7 +120,7 @@ def _replayed(row: dict, slices: list[int], rules: list[dict], present: np.ndarr
     has_skip = np.array([s in skip for s in slices], dtype=bool)
     if not has_skip.any():
         return present, np.zeros_like(present)
-    skip_present = _present({**row, "slices": {s: skip.get(s, row["slices"][s]) for s in slices}}, slices, rules)
+    skip_present = _present(_on_skip_records(row, slices), slices, rules)
     out, used = present.copy(), np.zeros_like(present)
     before, before2 = np.ones(len(rules), dtype=bool), np.ones(len(rules), dtype=bool)  # the seed is present
     for j in range(len(slices)):
@@ -132,17 +132,25 @@ def _replayed(row: dict, slices: list[int], rules: list[dict], present: np.ndarr
     return out, used
 
 
+def _on_skip_records(row: dict, slices: list[int]) -> dict:
+    """`row` with each of `slices` judged on its skip record where it has one."""
+    skip = row.get("skip") or {}
+    return {**row, "slices": {s: skip.get(s, row["slices"][s]) for s in slices}}
+
+
 def _end_ok(row: dict, slices: list[int], rules: list[dict], used: np.ndarray) -> np.ndarray:
     """`(rules, slices)` bool: each slice kept by the rule without the criteria its `keep_ends` loosens,
-    judged on the record the walk used there (`carry_rule.kept_at_end`)."""
+    judged on the record the walk used there (`carry_rule.kept_at_end`); False for rules keeping no end."""
     from sam2core.predictor.carry_rule import END_LOOSENED
 
-    loose = [{**r, **{name: 0.0 for name in END_LOOSENED[r.get("keep_ends", "none")] or ()}} for r in rules]
-    ok = _present(row, slices, loose)
+    ok = np.zeros((len(rules), len(slices)), dtype=bool)
+    which = [i for i, r in enumerate(rules) if END_LOOSENED[r.get("keep_ends", "none")] is not None]
+    if not which:
+        return ok
+    loose = [{**rules[i], **{name: 0.0 for name in END_LOOSENED[rules[i]["keep_ends"]]}} for i in which]
+    ok[which] = _present(row, slices, loose)
     if used.any():
-        skip = row["skip"]
-        ok = np.where(used, _present({**row, "slices": {s: skip.get(s, row["slices"][s]) for s in slices}},
-                                     slices, loose), ok)
+        ok[which] = np.where(used[which], _present(_on_skip_records(row, slices), slices, loose), ok[which])
     return ok
 
 
@@ -152,11 +160,11 @@ def evaluate(row: dict, rules: list[dict]) -> tuple[np.ndarray, np.ndarray, np.n
     ends = []
     correction_inter = np.zeros(len(rules))
     correction_pred = np.zeros(len(rules))
-    keep_ends = np.array([r.get("keep_ends", "none") != "none" for r in rules])
+    keeps_ends = any(r.get("keep_ends", "none") != "none" for r in rules)
     for step in (-1, 1):
         slices = _direction(row, step)
         present, used = _replayed(row, slices, rules, _present(row, slices, rules))
-        end_ok = _end_ok(row, slices, rules, used) & keep_ends[:, None] if keep_ends.any() else None
+        end_ok = _end_ok(row, slices, rules, used) if keeps_ends else None
         count = _kept_count(present, absent, end_ok)
         ends.append(row["seed"] + step * count)
         if used.any():  # kept slices carried from two back count the skip record's overlap
